@@ -1,0 +1,10 @@
+"""rsscale: how randomized-smoothing certification scales with d, n and sigma."""
+
+from rsscale import methods, models
+from rsscale.certificate import ABSTAIN, Certificate
+from rsscale.noise import Gaussian, NoiseDistribution
+from rsscale.smooth import SmoothedClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["ABSTAIN", "Certificate", "Gaussian", "NoiseDistribution", "SmoothedClassifier", "methods", "models"]

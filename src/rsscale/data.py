@@ -1,0 +1,234 @@
+"""Datasets as tensors in [0, 1].
+
+Embedded (offline, the default study):
+
+* ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits (values 0..16
+  scaled to [0, 1]), a fixed stratified train/test split, optionally resampled
+  to ``resolution`` pixels a side (bilinear with antialiasing) so the input
+  dimension d can grow while the content stays the same.
+* ``synthetic``: Gaussian classes in a ``intrinsic_dim``-dimensional subspace
+  of R^dim (a random orthonormal embedding around the constant 1/2 image): the
+  class geometry, and so the ideal l2 robustness, does not depend on ``dim``.
+
+Optional, for users who have the files: ``mnist`` and ``cifar10`` (torchvision
+formats under ``root``; ``download=True`` only when asked) and ``imagefolder``
+(an ImageNet-style ``root/{train,val}/<class>/<image>`` tree).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Dataset:
+    """Train and test tensors: images ``[N, C, H, W]`` or vectors ``[N, d]`` in [0, 1]."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.input_shape)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "name": self.name,
+                "x_train": self.x_train,
+                "y_train": self.y_train,
+                "x_test": self.x_test,
+                "y_test": self.y_test,
+                "num_classes": self.num_classes,
+                "meta": self.meta,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Dataset:
+        payload = torch.load(Path(path), weights_only=True)
+        return cls(**payload)
+
+
+def resample(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Resize ``[N, C, H, W]`` images to ``resolution`` a side, values kept in [0, 1]."""
+    if resolution < 1:
+        raise ValueError(f"resolution must be >= 1, got {resolution}")
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    out = F.interpolate(images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return out.clamp_(0.0, 1.0)
+
+
+def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    return train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=labels)
+
+
+def load_digits(resolution: int = 8, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's handwritten digits, split deterministically, at ``resolution`` pixels a side."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    bunch = sklearn_digits()
+    images = torch.tensor(bunch.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    train, test = _stratified_split(bunch.target, test_fraction, seed)
+    images = resample(images, resolution)
+    return Dataset(
+        name="digits",
+        x_train=images[train].contiguous(),
+        y_train=labels[train],
+        x_test=images[test].contiguous(),
+        y_test=labels[test],
+        num_classes=10,
+        meta={"resolution": resolution, "test_fraction": test_fraction, "seed": seed},
+    )
+
+
+def make_synthetic(dim: int, num_classes: int = 2, intrinsic_dim: int = 2, separation: float = 4.0,
+                   spread: float = 0.5, num_train: int = 1000, num_test: int = 200, seed: int = 0) -> Dataset:
+    """Gaussian classes on a low-dimensional subspace of R^dim.
+
+    Latent ``z = m_y + spread * N(0, I_k)`` with class means ``m_y`` drawn once
+    (scaled so the mean pairwise distance is ``separation``); the input is
+    ``x = clip(1/2 + U z, 0, 1)`` with ``U`` a random ``dim x k`` orthonormal
+    matrix.  Distances between inputs are those between latents (up to the
+    rarely active clipping), so the Bayes-optimal l2 margin does not grow with
+    ``dim``.
+    """
+    if dim < intrinsic_dim or intrinsic_dim < 1:
+        raise ValueError(f"need 1 <= intrinsic_dim <= dim, got intrinsic_dim={intrinsic_dim}, dim={dim}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    gen = torch.Generator().manual_seed(seed)
+    means = torch.randn(num_classes, intrinsic_dim, generator=gen)
+    mean_distance = torch.pdist(means).mean()
+    means *= separation / mean_distance
+    basis, _ = torch.linalg.qr(torch.randn(dim, intrinsic_dim, generator=gen))
+
+    def draw(count):
+        labels = torch.arange(count) % num_classes
+        labels = labels[torch.randperm(count, generator=gen)]
+        latent = means[labels] + spread * torch.randn(count, intrinsic_dim, generator=gen)
+        return (0.5 + latent @ basis.T).clamp_(0.0, 1.0), labels
+
+    x_train, y_train = draw(num_train)
+    x_test, y_test = draw(num_test)
+    return Dataset(
+        name="synthetic",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=num_classes,
+        meta={"dim": dim, "intrinsic_dim": intrinsic_dim, "separation": separation, "spread": spread, "seed": seed},
+    )
+
+
+def _require_folder(root: str | Path, what: str) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what}: no folder {root}; point root at the data, or pass download=True")
+    return root
+
+
+def load_mnist(root: str | Path, download: bool = False, resolution: int = 28) -> Dataset:
+    """MNIST from torchvision's layout (``root/MNIST/raw/*-ubyte``)."""
+    from torchvision.datasets import MNIST
+
+    if not download:
+        _require_folder(root, "MNIST")
+    parts = [MNIST(str(root), train=train, download=download) for train in (True, False)]
+    images = [resample(p.data.float().div(255).unsqueeze(1), resolution) for p in parts]
+    return Dataset("mnist", images[0], parts[0].targets.long(), images[1], parts[1].targets.long(), 10,
+                   {"resolution": resolution})
+
+
+def _read_cifar_binary(folder: Path, names: list[str]):
+    """CIFAR-10 binary batches: records of one label byte and 3,072 pixel bytes (CHW)."""
+    records = []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"CIFAR-10: missing {path}")
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size % 3073:
+            raise ValueError(f"CIFAR-10: {path} is not a whole number of 3,073-byte records")
+        records.append(raw.reshape(-1, 3073))
+    data = np.concatenate(records)
+    images = torch.from_numpy(data[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
+    return images, torch.from_numpy(data[:, 0].astype(np.int64))
+
+
+def load_cifar10(root: str | Path, download: bool = False) -> Dataset:
+    """CIFAR-10 from ``root/cifar-10-batches-bin`` (binary version) or torchvision's Python version."""
+    binary = Path(root) / "cifar-10-batches-bin"
+    if binary.is_dir():
+        train = _read_cifar_binary(binary, [f"data_batch_{i}.bin" for i in range(1, 6)])
+        test = _read_cifar_binary(binary, ["test_batch.bin"])
+    else:
+        from torchvision.datasets import CIFAR10
+
+        if not download:
+            _require_folder(root, "CIFAR-10")
+        parts = [CIFAR10(str(root), train=t, download=download) for t in (True, False)]
+        train, test = [
+            (torch.from_numpy(p.data).permute(0, 3, 1, 2).float().div(255), torch.tensor(p.targets)) for p in parts
+        ]
+    return Dataset("cifar10", train[0], train[1], test[0], test[1], 10, {})
+
+
+def load_image_folder(root: str | Path, resolution: int = 64) -> Dataset:
+    """An ImageNet-style tree ``root/train/<class>/*`` and ``root/val/<class>/*``, resized and center-cropped."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    root = _require_folder(root, "image folder")
+    transform = transforms.Compose(
+        [transforms.Resize(resolution), transforms.CenterCrop(resolution), transforms.ToTensor()]
+    )
+    splits = []
+    for split in ("train", "val"):
+        folder = ImageFolder(str(_require_folder(root / split, "image folder")), transform=transform)
+        images = torch.stack([folder[i][0] for i in range(len(folder))])
+        splits.append((images, torch.tensor(folder.targets)))
+    return Dataset("imagefolder", splits[0][0], splits[0][1], splits[1][0], splits[1][1], len(folder.classes),
+                   {"resolution": resolution, "classes": folder.classes})
+
+
+LOADERS = {
+    "digits": load_digits,
+    "synthetic": make_synthetic,
+    "mnist": load_mnist,
+    "cifar10": load_cifar10,
+    "imagefolder": load_image_folder,
+}
+
+
+def load_dataset(name: str, **params) -> Dataset:
+    """Load a dataset by name with its parameters (see :data:`LOADERS`)."""
+    if name not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(LOADERS)}")
+    return LOADERS[name](**params)

@@ -1,0 +1,105 @@
+"""Smoothing distributions and the certified radius each one implies.
+
+A smoothing distribution ``D`` defines the smoothed classifier
+``g(x) = argmax_c P_{e ~ D}(f(x + e) = c)``.  If a lower confidence bound
+``p_A`` on the probability of the top class exceeds 1/2, ``g`` is constant on
+a ball whose radius depends only on ``D`` and ``p_A``.  Each distribution
+knows how to draw noise into a preallocated tensor (the sampling engine's hot
+loop calls :meth:`NoiseDistribution.sample_`) and how to turn ``p_A`` into a
+radius in its native norm; :func:`convert_radius` carries a radius to the
+other l_p norms.
+
+References: Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via
+Randomized Smoothing", ICML 2019 (Gaussian, Theorem 1).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+from scipy.stats import norm as _std_normal
+
+#: The l_p norms every certificate reports, by name, with their exponent p.
+NORMS: dict[str, float] = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+
+
+def convert_radius(radius: float, from_norm: str, to_norm: str, dim: int) -> float:
+    """Largest l_q ball inside a certified l_p ball of the given radius.
+
+    For q >= p, ``||v||_p <= d^(1/p - 1/q) ||v||_q`` so the l_q ball of radius
+    ``r / d^(1/p - 1/q)`` lies inside the l_p ball of radius r.  For q < p,
+    ``||v||_p <= ||v||_q``, so the l_q ball of the same radius lies inside.
+    """
+    for name in (from_norm, to_norm):
+        if name not in NORMS:
+            raise ValueError(f"unknown norm {name!r}; expected one of {sorted(NORMS)}")
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    p, q = NORMS[from_norm], NORMS[to_norm]
+    if q <= p:
+        return float(radius)
+    exponent = 1.0 / p - (0.0 if math.isinf(q) else 1.0 / q)
+    return float(radius) / dim**exponent
+
+
+class NoiseDistribution(ABC):
+    """A smoothing distribution: how to sample it and what it certifies."""
+
+    #: Name used in result files and configs.
+    name: str
+    #: The norm in which :meth:`radius` is tight.
+    native_norm: str
+
+    @abstractmethod
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Fill ``out`` in place with i.i.d. noise draws and return it."""
+
+    @abstractmethod
+    def radius(self, p_lower: float) -> float:
+        """Certified radius in :attr:`native_norm` for a top-class bound ``p_lower``.
+
+        Returns 0.0 when ``p_lower <= 1/2`` (nothing is certified).
+        """
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """Parameters that identify the distribution, for provenance."""
+
+    def radii(self, p_lower: float, dim: int) -> dict[str, float]:
+        """The certified radius in every norm of :data:`NORMS`."""
+        native = self.radius(p_lower)
+        return {name: convert_radius(native, self.native_norm, name, dim) for name in NORMS}
+
+
+class Gaussian(NoiseDistribution):
+    """Isotropic Gaussian noise N(0, sigma^2 I).
+
+    Certificate (Cohen et al. 2019, Thm. 1): if ``P(f(x + e) = c_A) >= p_A >
+    1/2`` then ``g(x + delta) = c_A`` for all ``||delta||_2 < sigma *
+    Phi^-1(p_A)``.
+    """
+
+    name = "gaussian"
+    native_norm = "l2"
+
+    def __init__(self, sigma: float):
+        sigma = float(sigma)
+        if not math.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
+        self.sigma = sigma
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return out.normal_(0.0, self.sigma, generator=generator)
+
+    def radius(self, p_lower: float) -> float:
+        if p_lower <= 0.5:
+            return 0.0
+        return float(self.sigma * _std_normal.ppf(p_lower))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "sigma": self.sigma}
+
+    def __repr__(self) -> str:
+        return f"Gaussian(sigma={self.sigma})"
