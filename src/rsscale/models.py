@@ -143,7 +143,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"refusing {path}: it carries pickled objects that weights_only loading does not allow ({err})") from err
+        raise ValueError(
+            f"refusing {path}: it carries pickled objects that weights_only loading does not allow ({err})"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an rsscale checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     model = build_model(payload["arch"], **payload["config"])

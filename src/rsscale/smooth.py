@@ -120,7 +120,7 @@ class SmoothedClassifier:
         seconds = (time.perf_counter() - start) / len(xs)
         dim = math.prod(xs.shape[1:])
         certs = []
-        for c_a, k, p in zip(top.tolist(), hits.tolist(), p_lower.reshape(-1).tolist()):
+        for c_a, k, p in zip(top.tolist(), hits.tolist(), p_lower.reshape(-1).tolist(), strict=True):
             abstain = p < 0.5
             radii = {norm: 0.0 for norm in self.noise.radii(0.0, dim)} if abstain else self.noise.radii(p, dim)
             certs.append(

@@ -1,0 +1,5 @@
+import sys
+
+from rsscale.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""Figures as PDF (paper) and PNG (report, README), drawn with a headless backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rsscale.analysis.results import Run  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
+                     "font.size": 10, "svg.hashsalt": "rsscale", "pdf.fonttype": 42})
+
+
+def save(fig, prefix: str | Path) -> list[Path]:
+    """Save a figure as ``prefix.pdf`` and ``prefix.png`` (no timestamps, so reruns give the same bytes)."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = [prefix.with_suffix(".pdf"), prefix.with_suffix(".png")]
+    fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def certified_accuracy_curves(runs: Sequence[Run], prefix, key: str = "sigma", title: str = "") -> list[Path]:
+    """Certified accuracy vs l2 radius, one line per run (e.g. per sigma)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for run in sorted(runs, key=lambda r: r.parameters.get(key, 0)):
+        radius = run.radius()
+        top = max(float(radius.max(initial=0.0)), 1e-3)
+        grid = np.linspace(0.0, top * 1.05, 300)
+        ax.plot(grid, [run.certified_accuracy(r) for r in grid], label=f"{key} = {run.parameters.get(key)}")
+    ax.set_xlabel(r"$\ell_2$ radius")
+    ax.set_ylabel("certified accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(left=0)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return save(fig, prefix)
+
+
+def sample_count_figure(rows: Sequence[dict], prefix, sigma: float, alpha: float) -> list[Path]:
+    """Left: wall-clock per certification vs n. Right: radius vs n, with the ceiling sigma Phi^-1(alpha^(1/n))."""
+    from scipy.stats import norm
+
+    n = np.array([row["n"] for row in rows], dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.5, 3.3))
+    left.loglog(n, [row["seconds_median"] for row in rows], "o-", label="measured (median)")
+    reference = rows[-1]["seconds_median"] * n / n[-1]
+    left.loglog(n, reference, "--", color="gray", label=r"$\propto n$")
+    left.set_xlabel("estimation samples n")
+    left.set_ylabel("seconds per certification")
+    left.legend(frameon=False)
+    right.semilogx(n, [row["ACR"] for row in rows], "o-", label="ACR")
+    right.semilogx(n, [row["radius_median_certified"] for row in rows], "s-", label="median radius (certified)")
+    dense = np.logspace(np.log10(n.min()), np.log10(n.max()), 200)
+    right.semilogx(dense, sigma * norm.ppf(alpha ** (1.0 / dense)), ":", color="gray",
+                   label=r"ceiling $\sigma\Phi^{-1}(\alpha^{1/n})$")
+    right.set_xlabel("estimation samples n")
+    right.set_ylabel(r"$\ell_2$ radius")
+    right.set_ylim(bottom=0)
+    right.legend(frameon=False)
+    fig.tight_layout()
+    return save(fig, prefix)
