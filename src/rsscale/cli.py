@@ -151,7 +151,7 @@ def cmd_profile(args) -> None:
         print(f"batch {batch_size:6d}: forward-only {profile.forward_samples_per_s:12.0f} samples/s, "
               f"certify {profile.certify_samples_per_s:12.0f} samples/s, ratio certify/forward = {profile.ratio:.3f}")
     columns = list(rows[0])
-    tables.write_table(rows, columns, Path(args.out).with_suffix(""))
+    tables.write_table(rows, columns, str(args.out).removesuffix(".csv"))
     write_sidecar(Path(args.out).with_suffix(".json"), {k: v for k, v in vars(args).items() if k != "func"},
                   started, device, checkpoint_sha256=meta["sha256"])
 
@@ -172,7 +172,7 @@ def cmd_table(args) -> None:
         rows = sample_count_rows(runs, args.radii)
         columns = list(rows[0])
     tables.write_table(rows, columns, args.out)
-    print(Path(args.out).with_suffix(".md").read_text())
+    print(Path(f"{args.out}.md").read_text())
 
 
 def _read_csv_rows(path):

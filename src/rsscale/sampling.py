@@ -19,6 +19,9 @@ cover consecutive flat indices.  The draws therefore depend on the seed,
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +63,31 @@ def device_generator(generator: torch.Generator | None, device: torch.device) ->
     return torch.Generator(device=device).manual_seed(seed)
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Stop glibc from returning large freed blocks to the OS (CPU only, once per process).
+
+    PyTorch's CPU allocator uses malloc, and glibc serves blocks above its
+    mmap threshold (a few MB: one batch of activations) with fresh ``mmap``
+    pages that are unmapped on free, so every forward pass page-faults its
+    activations in again.  On the 2-core reference machine this made batches
+    of 1,000 small-CNN samples up to 3x slower than batches of 250, with most
+    of the time in the kernel.  Raising the mmap and trim thresholds to 1 GiB
+    makes the memory reused instead.  Returns whether the setting was applied
+    (False off glibc).
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 @dataclass
 class Sampler:
     """Draws noisy copies of inputs through a model and counts the votes.
@@ -89,6 +117,8 @@ class Sampler:
         self.batch_size = int(self.batch_size)
         self.num_votes = int(self.num_votes)
         self.device = resolve_device(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     @torch.inference_mode()
     def counts(

@@ -19,9 +19,8 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "
 
 def save(fig, prefix: str | Path) -> list[Path]:
     """Save a figure as ``prefix.pdf`` and ``prefix.png`` (no timestamps, so reruns give the same bytes)."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    paths = [prefix.with_suffix(".pdf"), prefix.with_suffix(".png")]
+    paths = [Path(f"{prefix}{ext}") for ext in (".pdf", ".png")]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)

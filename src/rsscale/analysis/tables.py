@@ -27,9 +27,8 @@ def _latex_escape(text: str) -> str:
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
                 digits: int = 3) -> list[Path]:
     """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    paths = [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")]
+    paths = [Path(f"{prefix}{ext}") for ext in (".csv", ".md", ".tex")]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     with paths[0].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()

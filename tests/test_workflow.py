@@ -1,0 +1,107 @@
+"""The Snakemake workflow end to end on a tiny config, and its refusal of bad configs."""
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "tiny_config.yaml"
+
+
+def snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile), "--cores", "2", *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    result = snakemake(workdir, TINY)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def _declared_outputs(workdir: Path) -> list[str]:
+    result = snakemake(workdir, TINY, "--list-target-rules")
+    assert result.returncode == 0
+    summary = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(TINY), "--summary", "--cores", "1"], capture_output=True, text=True, timeout=300)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    lines = summary.stdout.strip().splitlines()
+    return [line.split("\t")[0] for line in lines[1:] if line.strip()]
+
+
+@pytest.mark.slow
+def test_every_declared_output_exists_and_parses(finished_run):
+    outputs = _declared_outputs(finished_run)
+    assert any(o.endswith("certified_accuracy.tex") for o in outputs)
+    for name in outputs:
+        path = finished_run / name
+        assert path.is_file() and path.stat().st_size > 0, name
+        if path.suffix == ".csv":
+            rows = list(csv.DictReader(path.open()))
+            assert rows, name
+        elif path.suffix == ".json":
+            import json
+
+            record = json.loads(path.read_text())
+            assert "git_commit" in record and "versions" in record, name
+        elif path.suffix == ".png":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        elif path.suffix == ".pdf":
+            assert path.read_bytes()[:5] == b"%PDF-", name
+        elif path.suffix == ".tex":
+            assert r"\begin{tabular}" in path.read_text(), name
+    certified = list(csv.DictReader((finished_run / "results/tables/certified_accuracy.csv").open()))
+    assert [float(row["sigma"]) for row in certified] == [0.25, 0.5]
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_a_config_change_reruns_dependents(finished_run, tmp_path):
+    result = snakemake(finished_run, TINY, "--dry-run")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+    changed = yaml.safe_load(TINY.read_text())
+    changed["cohen"]["n"] = 50
+    config = tmp_path / "changed.yaml"
+    config.write_text(yaml.safe_dump(changed))
+    dry = snakemake(finished_run, config, "--dry-run")
+    assert dry.returncode == 0
+    text = dry.stdout + dry.stderr
+    assert "certify_cohen" in text and "table_certified_accuracy" in text
+    assert "rule train:" not in text and "localrule train:" not in text
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["cohen"].update(alpha=1.5), "alpha"),
+        (lambda c: c.update(sigmas=[0.25, -1.0]), "sigmas"),
+        (lambda c: c["datasets"]["digits8"].update(name="imagenet21k"), "imagenet21k"),
+        (lambda c: c.update(unexpected_key=1), "unexpected_key"),
+    ],
+)
+def test_bad_config_is_refused_before_any_job(tmp_path, mutate, message):
+    config = yaml.safe_load(TINY.read_text())
+    mutate(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, path)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert message in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_snakefile_lints_clean():
+    if shutil.which("git") is None:
+        pytest.skip("git missing")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(REPO), "--lint"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
