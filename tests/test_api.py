@@ -5,9 +5,9 @@ import pickle
 
 import pytest
 import torch
-from oracles import IntervalClassifier
 
 import rsscale
+from oracles import IntervalClassifier
 from rsscale import ABSTAIN, Certificate, Gaussian, SmoothedClassifier
 from rsscale.models import build_model, load_checkpoint, save_checkpoint
 
@@ -74,6 +74,7 @@ def test_same_seed_same_result_different_seed_different(smooth):
         (lambda s: s.certify(torch.rand(1, 8, 8), 0, 100, 0.01), "n0 must be an integer >= 1, got 0"),
         (lambda s: s.certify(torch.rand(1, 8, 8), 10, 0, 0.01), "n must be an integer >= 1, got 0"),
         (lambda s: s.predict(torch.rand(1, 8, 8), -5, 0.01), "n must be an integer >= 1, got -5"),
+        (lambda s: s.certify(torch.rand(1, 8, 8), 200, 100, 0.01), r"n0 \(selection samples, 200\) must not exceed n"),
         (lambda s: s.certify(torch.zeros(1, 8, 8, dtype=torch.long), 10, 100, 0.01), "floating-point"),
         (lambda s: s.certify_many(torch.rand(3, 1, 9, 9), 10, 100, 0.01), r"each input must have shape"),
     ],

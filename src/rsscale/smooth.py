@@ -39,6 +39,14 @@ def check_sample_size(name: str, value: int) -> int:
     return int(value)
 
 
+def check_selection_and_estimation(n0: int, n: int) -> tuple[int, int]:
+    """Validate CERTIFY's sample sizes: both positive integers, n0 <= n."""
+    n0, n = check_sample_size("n0", n0), check_sample_size("n", n)
+    if n0 > n:
+        raise ValueError(f"n0 (selection samples, {n0}) must not exceed n (estimation samples, {n})")
+    return n0, n
+
+
 def check_inputs(xs: torch.Tensor, input_shape: tuple[int, ...] | None, batched: bool) -> torch.Tensor:
     """Validate one input (``batched=False``) or a batch of inputs.
 
@@ -109,7 +117,7 @@ class SmoothedClassifier:
         if isinstance(xs, (list, tuple)):
             xs = torch.stack(list(xs))
         check_inputs(xs, self.input_shape, batched=True)
-        n0, n = check_sample_size("n0", n0), check_sample_size("n", n)
+        n0, n = check_selection_and_estimation(n0, n)
         alpha = check_alpha(alpha)
         start = time.perf_counter()
         selection = self.sampler.counts(xs, n0, generator, progress)

@@ -12,7 +12,7 @@ from rsscale.bounds import check_alpha
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.noise import Gaussian
-from rsscale.smooth import SmoothedClassifier, check_sample_size
+from rsscale.smooth import SmoothedClassifier, check_selection_and_estimation
 
 
 @register
@@ -23,7 +23,7 @@ class Cohen(Certifier):
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None):
         self.smoothed = SmoothedClassifier(model, num_classes, Gaussian(sigma), batch_size, device)
-        self.n0, self.n = check_sample_size("n0", n0), check_sample_size("n", n)
+        self.n0, self.n = check_selection_and_estimation(n0, n)
         self.alpha = check_alpha(alpha)
 
     def certify(self, x: torch.Tensor, generator=None) -> Certificate:

@@ -1,0 +1,51 @@
+"""Noise distributions: sampling moments, the Gaussian radius, norm conversion."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import norm
+
+from rsscale.noise import Gaussian, convert_radius
+
+
+def test_gaussian_samples_have_sigma_and_follow_the_generator():
+    noise = Gaussian(0.5)
+    a = noise.sample_(torch.empty(200_000), torch.Generator().manual_seed(3))
+    b = noise.sample_(torch.empty(200_000), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert abs(float(a.mean())) < 0.01 and abs(float(a.std()) - 0.5) < 0.01
+
+
+def test_gaussian_radius():
+    noise = Gaussian(0.25)
+    assert noise.radius(0.5) == 0.0 and noise.radius(0.3) == 0.0
+    assert math.isclose(noise.radius(0.99), 0.25 * norm.ppf(0.99))
+    radii = noise.radii(0.99, dim=3072)
+    assert radii["l2"] == noise.radius(0.99)
+    assert math.isclose(radii["linf"], radii["l2"] / math.sqrt(3072))
+    assert radii["l1"] == radii["l2"]
+
+
+def test_norm_conversion_is_a_ball_inclusion():
+    """Every l_q vector of the converted radius has l_p norm at most the original radius."""
+    gen = torch.Generator().manual_seed(0)
+    d = 50
+    for p_name, p, q_name, q in [("l2", 2, "linf", math.inf), ("l1", 1, "l2", 2), ("l1", 1, "linf", math.inf)]:
+        r_q = convert_radius(1.0, p_name, q_name, d)
+        v = torch.randn(1000, d, generator=gen)
+        v_sign = torch.sign(v)  # extreme points of the l_inf ball, near-extreme for l2
+        for cand in (v, v_sign):
+            scaled = cand / torch.linalg.vector_norm(cand, ord=q, dim=1, keepdim=True) * r_q
+            assert float(torch.linalg.vector_norm(scaled, ord=p, dim=1).max()) <= 1.0 + 1e-5
+        # tight: the all-equal-magnitude vector reaches the l_p radius
+        corner = torch.ones(d) / torch.linalg.vector_norm(torch.ones(d), ord=q) * r_q
+        assert math.isclose(float(torch.linalg.vector_norm(corner, ord=p)), 1.0, rel_tol=1e-5)
+    assert convert_radius(0.7, "linf", "l2", d) == 0.7
+
+
+def test_bad_norm_and_dim():
+    with pytest.raises(ValueError, match="unknown norm 'l3'"):
+        convert_radius(1.0, "l3", "l2", 4)
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        convert_radius(1.0, "l2", "linf", 0)
