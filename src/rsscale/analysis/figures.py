@@ -34,7 +34,8 @@ def certified_accuracy_curves(runs: Sequence[Run], prefix, key: str = "sigma", t
         radius = run.radius()
         top = max(float(radius.max(initial=0.0)), 1e-3)
         grid = np.linspace(0.0, top * 1.05, 300)
-        ax.plot(grid, [run.certified_accuracy(r) for r in grid], label=(r"$\sigma$" if key == "sigma" else key) + f" = {run.parameters.get(key)}")
+        name = r"$\sigma$" if key == "sigma" else key
+        ax.plot(grid, [run.certified_accuracy(r) for r in grid], label=f"{name} = {run.parameters.get(key)}")
     ax.set_xlabel(r"$\ell_2$ radius")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
