@@ -95,3 +95,44 @@ def violation_rate(predictions, radii, true_classes, true_radii) -> float:
 def allowed_rate(alpha: float, trials: int) -> float:
     """alpha plus three binomial standard errors of the trials."""
     return alpha + 3.0 * np.sqrt(alpha * (1 - alpha) / trials)
+
+
+class OneVsRestClassifier(torch.nn.Module):
+    """Class 0 where ``u . x > 0``; elsewhere class 1, 2 or 3 by where ``v . x`` falls around +-b (u orthogonal to v).
+
+    The two projections of Gaussian noise are independent, so with
+    ``t = u . x``, ``s = v . x``:  P(0) = Phi(t / sigma) and, for the rest,
+    P(c) = (1 - Phi(t / sigma)) * Q_c(s) with Q the interval masses of s.  A
+    certificate for class c is valid exactly when its bound on p_A does not
+    exceed P(c) (then sigma Phi^-1(p_A) <= sigma Phi^-1(P(c)), Cohen's radius,
+    which is at most g's true radius); for class 0 that radius is the margin t.
+    """
+
+    def __init__(self, dim: int, b: float = 0.8):
+        super().__init__()
+        gen = torch.Generator().manual_seed(123)
+        basis, _ = torch.linalg.qr(torch.randn(dim, 2, generator=gen, dtype=torch.float64))
+        self.register_buffer("uv", basis.float())
+        self.b = b
+        self.num_classes = 4
+        self.input_shape = (dim,)
+
+    def forward(self, x):
+        t, s = (x @ self.uv).unbind(1)
+        rest = 1 + (s > -self.b).long() + (s > self.b).long()
+        cls = torch.where(t > 0, torch.zeros_like(rest), rest)
+        return torch.nn.functional.one_hot(cls, 4).float()
+
+    def input_at(self, t: float, s: float, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(self.input_shape, generator=generator, dtype=torch.float64)
+        uv = self.uv.double()
+        z = z - uv @ (uv.T @ z)
+        return (z + t * uv[:, 0] + s * uv[:, 1]).float()
+
+    def smoothed_probs(self, x: torch.Tensor, sigma: float) -> np.ndarray:
+        t, s = (x.double() @ self.uv.double()).numpy().T
+        p0 = norm.cdf(t / sigma)
+        q1 = norm.cdf((-self.b - s) / sigma)
+        q3 = norm.sf((self.b - s) / sigma)
+        q2 = 1.0 - q1 - q3
+        return np.stack([p0, (1 - p0) * q1, (1 - p0) * q2, (1 - p0) * q3], axis=1)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from oracles import IntervalClassifier, allowed_rate, violation_rate
+from oracles import IntervalClassifier, OneVsRestClassifier, allowed_rate, violation_rate
 from rsscale import ABSTAIN, Gaussian, SmoothedClassifier
 
 SIGMA = 0.5
@@ -52,6 +52,25 @@ def test_certified_radius_never_exceeds_true_radius_beyond_alpha(oracle_factory)
     # point estimate p_hat in place of the Clopper-Pearson bound
     naive = [SIGMA * norm.ppf(min(c.extra["count"] / 200, 1 - 1e-12)) if c.prediction >= 0 else 0.0 for c in certs]
     assert violation_rate(predictions, naive, true_classes, true_radii) > allowed_rate(alpha, TRIALS)
+
+
+def test_one_vs_rest_four_classes_bound_never_exceeds_true_probability_beyond_alpha():
+    oracle = OneVsRestClassifier(dim=12)
+    alpha, n = 0.05, 200
+    gen = torch.Generator().manual_seed(6)
+    rng = np.random.default_rng(7)
+    xs = torch.stack([oracle.input_at(t, s, gen) for t, s in rng.uniform(-1.5, 1.5, (TRIALS, 2))])
+    smooth = SmoothedClassifier(oracle, 4, Gaussian(SIGMA), batch_size=4096, device="cpu")
+    certs = smooth.certify_many(xs, n0=20, n=n, alpha=alpha, generator=gen)
+    probs = oracle.smoothed_probs(xs, SIGMA)
+    certified = np.array([c.prediction != ABSTAIN for c in certs])
+    claimed = np.array([probs[i, c.prediction] if c.prediction >= 0 else 1.0 for i, c in enumerate(certs)])
+    p_lower = np.array([c.p_lower for c in certs])
+    assert np.mean(certified & (p_lower > claimed)) <= allowed_rate(alpha, TRIALS)
+    assert np.mean(certified & (probs.argmax(1) != [c.prediction for c in certs])) <= allowed_rate(alpha, TRIALS)
+    assert certified.mean() > 0.4 and len({c.prediction for c in certs if c.prediction >= 0}) == 4
+    naive = np.array([c.extra["count"] / n for c in certs])
+    assert np.mean(certified & (naive > claimed)) > allowed_rate(alpha, TRIALS)
 
 
 def test_p_lower_tracks_closed_form_on_linear_classifier():
