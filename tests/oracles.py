@@ -10,13 +10,29 @@ the smoothed classifier g depends on t only, and its true l2 robust radius at
 x is the distance from t to the nearest point where g's argmax changes (found
 on a fine grid, then refined by bisection).  With one threshold this is the
 linear classifier of DESIGN.md: p_A = Phi(|t - a| / sigma), radius |t - a|.
+For an axis-aligned ``u = e_1`` the same holds for any i.i.d. noise (the CDF
+of one coordinate replaces Phi), and the distance along e_1 is the true radius
+in every l_p norm.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import norm
+from scipy.stats import laplace, norm, uniform
+
+from rsscale.noise import Gaussian, Laplace, NoiseDistribution, Uniform
+
+
+def marginal_cdf(noise: NoiseDistribution, z):
+    """CDF of one coordinate of the noise (of its projection on a unit vector, for Gaussian noise)."""
+    if isinstance(noise, Gaussian):
+        return norm.cdf(z, scale=noise.sigma)
+    if isinstance(noise, Laplace):
+        return laplace.cdf(z, scale=noise.scale)
+    if isinstance(noise, Uniform):
+        return uniform.cdf(z, loc=-noise.half_width, scale=2 * noise.half_width)
+    raise TypeError(f"no marginal CDF for {noise!r}")
 
 
 class IntervalClassifier(torch.nn.Module):
@@ -48,33 +64,33 @@ class IntervalClassifier(torch.nn.Module):
         z = z - (z @ u) * u
         return (z + t * u).float()
 
-    def smoothed_probs(self, t, sigma: float) -> np.ndarray:
+    def smoothed_probs(self, t, noise: NoiseDistribution) -> np.ndarray:
         """Class probabilities of the smoothed classifier, shape [..., num_classes]."""
         t = np.asarray(t, dtype=float)[..., None]
         edges = np.concatenate([[-np.inf], self.thresholds, [np.inf]])
-        cdf = norm.cdf((edges - t) / sigma)
+        cdf = marginal_cdf(noise, edges - t)
         mass = np.diff(cdf, axis=-1)
         probs = np.zeros(t.shape[:-1] + (self.num_classes,))
         for j, label in enumerate(self.labels):
             probs[..., label] += mass[..., j]
         return probs
 
-    def smoothed_class(self, t, sigma):
-        return np.argmax(self.smoothed_probs(t, sigma), axis=-1)
+    def smoothed_class(self, t, noise):
+        return np.argmax(self.smoothed_probs(t, noise), axis=-1)
 
-    def true_radius(self, t: float, sigma: float, reach: float = 20.0, steps: int = 4000) -> float:
-        """Distance from t to the nearest point where g's class changes (inf if none within reach * sigma)."""
-        cls = self.smoothed_class(t, sigma)
+    def true_radius(self, t: float, noise: NoiseDistribution, reach: float = 10.0, steps: int = 4000) -> float:
+        """Distance from t to the nearest point where g's class changes (inf if none within ``reach``)."""
+        cls = self.smoothed_class(t, noise)
         best = np.inf
         for sign in (1.0, -1.0):
-            grid = t + sign * np.linspace(0.0, reach * sigma, steps)
-            changed = np.nonzero(self.smoothed_class(grid, sigma) != cls)[0]
+            grid = t + sign * np.linspace(0.0, reach, steps)
+            changed = np.nonzero(self.smoothed_class(grid, noise) != cls)[0]
             if changed.size == 0:
                 continue
             lo, hi = grid[changed[0] - 1], grid[changed[0]]
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
-                if self.smoothed_class(mid, sigma) == cls:
+                if self.smoothed_class(mid, noise) == cls:
                     lo = mid
                 else:
                     hi = mid

@@ -49,3 +49,26 @@ def test_bad_norm_and_dim():
         convert_radius(1.0, "l3", "l2", 4)
     with pytest.raises(ValueError, match="dim must be >= 1"):
         convert_radius(1.0, "l2", "linf", 0)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "laplace", "uniform"])
+def test_families_match_the_requested_standard_deviation(family):
+    from rsscale.noise import noise_from_sigma
+
+    z = noise_from_sigma(family, 0.3).sample_(torch.empty(400_000), torch.Generator().manual_seed(1))
+    assert torch.isfinite(z).all()
+    assert abs(float(z.mean())) < 0.005 and abs(float(z.std()) - 0.3) < 0.005
+
+
+def test_laplace_and_uniform_radii():
+    from rsscale.noise import Laplace, Uniform
+
+    assert math.isclose(Laplace(0.5).radius(0.9), -0.5 * math.log(0.2))
+    assert Laplace(0.5).radius(1.0) == math.inf and Laplace(0.5).radius(0.5) == 0.0
+    assert math.isclose(Uniform(1.0).radius(0.75), 0.5)
+    radii = Uniform(1.0).radii(0.75, dim=100)
+    assert radii["l1"] == 0.5 and math.isclose(radii["l2"], 0.05) and math.isclose(radii["linf"], 0.005)
+    with pytest.raises(ValueError, match="unknown noise family 'cauchy'"):
+        from rsscale.noise import noise_from_sigma
+
+        noise_from_sigma("cauchy", 0.5)

@@ -27,8 +27,8 @@ class Certificate:
 
     Attributes:
         prediction: the class of the smoothed classifier, or :data:`ABSTAIN`.
-        radius: certified radius in the method's headline norm (l2 unless the
-            method says otherwise); 0.0 when abstaining.
+        radius: certified l2 radius (a noise certifying another norm reports
+            the largest l2 ball inside its ball); 0.0 when abstaining.
         p_lower: the lower confidence bound on p_A the radius came from.
         forward_passes: noisy forward passes of the base model spent.
         seconds: wall-clock of this certification.

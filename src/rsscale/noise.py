@@ -10,7 +10,10 @@ radius in its native norm; :func:`convert_radius` carries a radius to the
 other l_p norms.
 
 References: Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via
-Randomized Smoothing", ICML 2019 (Gaussian, Theorem 1).
+Randomized Smoothing", ICML 2019 (Gaussian, Theorem 1); Teng, Lee & Yuan,
+"l1 Adversarial Robustness Certificates: a Randomized Smoothing Approach",
+2020 (Laplace); Yang et al., "Randomized Smoothing of All Shapes and Sizes",
+ICML 2020 (uniform, l1).
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ class NoiseDistribution(ABC):
         return {name: convert_radius(native, self.native_norm, name, dim) for name in NORMS}
 
 
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
 class Gaussian(NoiseDistribution):
     """Isotropic Gaussian noise N(0, sigma^2 I).
 
@@ -85,10 +95,7 @@ class Gaussian(NoiseDistribution):
     native_norm = "l2"
 
     def __init__(self, sigma: float):
-        sigma = float(sigma)
-        if not math.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
-        self.sigma = sigma
+        self.sigma = _positive("sigma", sigma)
 
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return out.normal_(0.0, self.sigma, generator=generator)
@@ -103,3 +110,81 @@ class Gaussian(NoiseDistribution):
 
     def __repr__(self) -> str:
         return f"Gaussian(sigma={self.sigma})"
+
+
+class Laplace(NoiseDistribution):
+    """I.i.d. Laplace noise with density ``exp(-|z|_1 / scale) / (2 scale)^d``.
+
+    Certificate (Teng et al. 2020, Thm. 1): ``||delta||_1 < -scale * ln(2 (1 -
+    p_A))``.  Per-coordinate standard deviation ``sqrt(2) * scale``.
+    """
+
+    name = "laplace"
+    native_norm = "l1"
+
+    def __init__(self, scale: float):
+        self.scale = _positive("scale", scale)
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # inverse CDF: u ~ U(-1/2, 1/2), z = -scale * sign(u) * ln(1 - 2|u|)
+        out.uniform_(-0.5, 0.5, generator=generator)
+        sign = out.sign()
+        # |u| = 1/2 (probability 2^-24 in float32) would give an infinite draw
+        return out.abs_().clamp_(max=0.5 - 2.0**-25).mul_(-2.0).log1p_().mul_(sign).mul_(-self.scale)
+
+    def radius(self, p_lower: float) -> float:
+        if p_lower <= 0.5:
+            return 0.0
+        return float(-self.scale * math.log(2.0 * (1.0 - p_lower))) if p_lower < 1 else math.inf
+
+    def describe(self) -> dict:
+        return {"name": self.name, "scale": self.scale}
+
+    def __repr__(self) -> str:
+        return f"Laplace(scale={self.scale})"
+
+
+class Uniform(NoiseDistribution):
+    """I.i.d. uniform noise on ``[-half_width, half_width]^d``.
+
+    Certificate (Yang et al. 2020, l1 uniform): ``||delta||_1 < 2 half_width
+    (p_A - 1/2)``.  Per-coordinate standard deviation ``half_width / sqrt(3)``.
+    """
+
+    name = "uniform"
+    native_norm = "l1"
+
+    def __init__(self, half_width: float):
+        self.half_width = _positive("half_width", half_width)
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return out.uniform_(-self.half_width, self.half_width, generator=generator)
+
+    def radius(self, p_lower: float) -> float:
+        if p_lower <= 0.5:
+            return 0.0
+        return float(2.0 * self.half_width * (p_lower - 0.5))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "half_width": self.half_width}
+
+    def __repr__(self) -> str:
+        return f"Uniform(half_width={self.half_width})"
+
+
+#: Noise families by name, each built from a per-coordinate standard deviation sigma.
+FAMILIES = {
+    "gaussian": lambda sigma: Gaussian(sigma),
+    "laplace": lambda sigma: Laplace(sigma / math.sqrt(2.0)),
+    "uniform": lambda sigma: Uniform(sigma * math.sqrt(3.0)),
+}
+
+
+def noise_from_sigma(family: str, sigma: float) -> NoiseDistribution:
+    """The distribution of a family whose coordinates have standard deviation ``sigma``.
+
+    Matching the variance makes families comparable at the same "noise level".
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown noise family {family!r}; expected one of {sorted(FAMILIES)}")
+    return FAMILIES[family](_positive("sigma", sigma))

@@ -134,7 +134,7 @@ class SmoothedClassifier:
             certs.append(
                 Certificate(
                     prediction=ABSTAIN if abstain else c_a,
-                    radius=radii[self.noise.native_norm],
+                    radius=radii["l2"],
                     p_lower=p,
                     forward_passes=n0 + n,
                     seconds=seconds,
