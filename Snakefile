@@ -17,11 +17,9 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
-    sigma=r"[0-9]+(\.[0-9]+)?",
-    n=r"[0-9]+",
-    inputs=r"all|[0-9]+",
-    objective=r"[a-z_]+",
     method=r"[a-z_]+",
+    name=r"[^/]+",
+    tag=r"[^/]+",
 
 
 include: "workflow/rules/data.smk"

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rsscale import methods
-from rsscale.analysis import figures, tables
+from rsscale.analysis import dimension, figures, tables
 from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
 from rsscale.data import Dataset, load_dataset
@@ -74,6 +74,7 @@ def cmd_train(args) -> None:
         arch_params.setdefault("in_channels", shape[0])
     else:
         arch_params.setdefault("dim", dataset.dim)
+        arch_params.setdefault("input_shape", list(shape))
     arch_params.setdefault("num_classes", dataset.num_classes)
     arch_params.setdefault("mean", float(dataset.x_train.mean()))
     arch_params.setdefault("std", float(dataset.x_train.std()))
@@ -128,6 +129,7 @@ def cmd_certify(args) -> None:
     info = methods.info(args.method)
     write_sidecar(out.with_suffix(".json"), parameters, started, args.device,
                   checkpoint_sha256=meta["sha256"], dataset=dataset.name, dataset_meta=dataset.meta,
+                  dim=dataset.dim, input_shape=list(dataset.input_shape),
                   sound=info.sound, unsound_reason=info.unsound_reason,
                   summary={"inputs": len(run), "ACR": run.acr(), "clean_accuracy": float(run.correct.mean()),
                            "seconds_median": float(np.median(run.columns["seconds"]))})
@@ -167,11 +169,17 @@ def cmd_table(args) -> None:
     runs = [read_run(p) for p in args.inputs]
     if args.kind == "certified-accuracy":
         rows = tables.certified_accuracy_rows(runs, args.radii)
-        columns = list(rows[0])
+    elif args.kind == "dimension":
+        rows = dimension.dimension_rows(runs, args.radii, args.linf_radii)
+        slopes = dimension.slope_rows(rows)
+        tables.write_table(slopes, list(slopes[0]), f"{args.out}_slopes")
+        for row in slopes:
+            print(f"{row['group']:>10s} {row['noise']:>8s} {row['norm']:>4s}: slope {row['slope']:+.3f}"
+                  f" +- {row['slope_se']:.3f} (theory if the native radius were constant: "
+                  f"{row['theory_if_native_constant']:+.1f})")
     else:
         rows = sample_count_rows(runs, args.radii)
-        columns = list(rows[0])
-    tables.write_table(rows, columns, args.out)
+    tables.write_table(rows, list(rows[0]), args.out)
     print(Path(f"{args.out}.md").read_text())
 
 
@@ -204,6 +212,8 @@ def cmd_figure(args) -> None:
     runs = [read_run(p) for p in args.inputs]
     if args.kind == "certified-accuracy":
         figures.certified_accuracy_curves(runs, args.out, title=args.title)
+    elif args.kind == "dimension":
+        figures.dimension_figure(dimension.dimension_rows(runs, [], []), args.out)
     else:
         rows = sample_count_rows(runs, [])
         figures.sample_count_figure(rows, args.out, sigma=runs[0].parameters["sigma"],
@@ -267,13 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     runtime(p)
 
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile"])
+    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension"])
     p.add_argument("--inputs", nargs="+", required=True)
-    p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   help="l2 radii of the certified-accuracy columns")
+    p.add_argument("--linf-radii", type=float, nargs="*", default=[0.001, 0.01],
+                   help="l_inf radii of the certified-accuracy columns (dimension table)")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count"])
+    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")

@@ -62,13 +62,19 @@ class SmallCNN(nn.Module):
 
 
 class MLP(nn.Module):
-    """A multi-layer perceptron on flat inputs (``hidden=[]`` is a linear model)."""
+    """A multi-layer perceptron on flattened inputs (``hidden=[]`` is a linear model).
+
+    ``input_shape`` (default ``(dim,)``) lets it take images, e.g. ``[1, 32, 32]``
+    with ``dim = 1024``: its cost grows only in the first layer as d grows.
+    """
 
     def __init__(self, dim: int, num_classes: int = 2, hidden: list[int] | tuple[int, ...] = (64,),
-                 mean: float = 0.5, std: float = 0.25):
+                 mean: float = 0.5, std: float = 0.25, input_shape: list[int] | tuple[int, ...] | None = None):
         super().__init__()
-        self.input_shape = (dim,)
-        layers: list[nn.Module] = [Normalize(mean, std)]
+        self.input_shape = tuple(input_shape) if input_shape else (dim,)
+        if math.prod(self.input_shape) != dim:
+            raise ValueError(f"input_shape {self.input_shape} does not hold dim = {dim} values")
+        layers: list[nn.Module] = [nn.Flatten(), Normalize(mean, std)]
         width = dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]

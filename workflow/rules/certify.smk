@@ -1,31 +1,25 @@
-rule certify_cohen:
-    """Cohen et al.'s CERTIFY on the test set: one CSV row per input, a JSON provenance sidecar."""
+rule certify:
+    """Certify test inputs with a method family: one CSV row per input, a JSON provenance sidecar."""
     input:
         data="results/data/{dataset}.pt",
-        model=lambda w: model_path(w.dataset, config["training"]["objective"], w.sigma),
+        model=lambda w: RUNS[f"results/certify/{w.dataset}/{w.method}/{w.tag}.csv"]["model"],
     output:
-        csv="results/certify/{dataset}/cohen/sigma{sigma}_n{n}_{inputs}.csv",
-        sidecar="results/certify/{dataset}/cohen/sigma{sigma}_n{n}_{inputs}.json",
+        csv="results/certify/{dataset}/{method}/{tag}.csv",
+        sidecar="results/certify/{dataset}/{method}/{tag}.json",
     params:
-        method_params=lambda w: as_json(
-            {
-                "n0": config["cohen"]["n0"],
-                "n": int(w.n),
-                "alpha": config["cohen"]["alpha"],
-                "batch_size": config["cohen"]["batch_size"],
-            }
+        args=lambda w, output: (
+            "--method {method} --sigma {sigma} --params {p} --skip {skip} --pack {pack}{limit}"
+        ).format(
+            p=as_json(RUNS[output.csv]["params"]),
+            limit=f" --max-inputs {RUNS[output.csv]['max_inputs']}" if RUNS[output.csv]["max_inputs"] else "",
+            **RUNS[output.csv],
         ),
-        max_inputs=lambda w: max_inputs_arg(w.inputs),
-        skip=config["cohen"]["skip"],
-        pack=config["cohen"]["pack"],
         seed=config["seed"],
     threads: workflow.cores
     conda:
         "../../environment.yml"
     log:
-        "logs/certify/{dataset}/cohen/sigma{sigma}_n{n}_{inputs}.log",
+        "logs/certify/{dataset}/{method}/{tag}.log",
     shell:
-        "rsscale certify --data {input.data} --checkpoint {input.model} --method cohen"
-        " --sigma {wildcards.sigma} --params {params.method_params} --skip {params.skip}"
-        " {params.max_inputs} --pack {params.pack} --seed {params.seed} --threads {threads}"
-        " --quiet --out {output.csv} > {log} 2>&1"
+        "rsscale certify --data {input.data} --checkpoint {input.model} {params.args} --seed {params.seed}"
+        " --threads {threads} --quiet --out {output.csv} > {log} 2>&1"

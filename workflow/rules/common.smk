@@ -1,4 +1,5 @@
-# Helpers shared by every stage: config validation, paths and argument quoting.
+# Helpers shared by every stage: config validation, the registries of models and
+# certification runs the config asks for, and argument quoting.
 import json
 import shlex
 
@@ -9,49 +10,100 @@ validate(config, schema="../config/schema.yaml")
 
 
 def as_json(value):
-    """A config value as one shell-quoted JSON argument."""
+    """A config value as one shell-quoted JSON argument (keys sorted: stable rerun triggers)."""
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
 def dataset_spec(name):
+    if name not in config["datasets"]:
+        raise ValueError(f"unknown dataset {name!r} in the config; defined: {sorted(config['datasets'])}")
     return config["datasets"][name]
 
 
-def model_path(dataset, objective, sigma):
-    return f"results/models/{dataset}/{objective}_sigma{sigma}.pt"
+# Every model and every certification run of the study, keyed by its output path;
+# the rules look their arguments up here, so a new experiment only registers runs.
+MODELS = {}
+RUNS = {}
 
 
-def certify_path(dataset, method, sigma, n, inputs="all"):
-    return f"results/certify/{dataset}/{method}/sigma{sigma}_n{n}_{inputs}.csv"
+def model_for(dataset, sigma):
+    """Register (once) the model of a dataset trained at sigma; return its checkpoint path."""
+    training = config["training"]
+    model = dataset_spec(dataset).get("model", config["model"])
+    path = f"results/models/{dataset}/{training['objective']}_sigma{sigma}.pt"
+    MODELS[path] = {
+        "dataset": dataset,
+        "sigma": sigma,
+        "objective": training["objective"],
+        "arch": model["arch"],
+        "arch_params": model.get("params", {}),
+        "epochs": training["epochs"],
+        "batch_size": training["batch_size"],
+        "lr": training["lr"],
+    }
+    return path
 
 
-def max_inputs_arg(inputs):
-    return "" if inputs == "all" else f"--max-inputs {inputs}"
+def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10):
+    """Register a certification run; return its CSV path."""
+    path = f"results/certify/{dataset}/{method}/{tag}.csv"
+    RUNS[path] = {
+        "dataset": dataset,
+        "model": model_for(dataset, sigma),
+        "method": method,
+        "sigma": sigma,
+        "params": params,
+        "max_inputs": max_inputs,
+        "skip": skip,
+        "pack": pack,
+    }
+    return path
 
 
-def main_runs():
-    """The certification runs of the main table: one per sigma, the whole test set."""
+def cohen_params(n, **extra):
     c = config["cohen"]
-    inputs = c.get("max_inputs") or "all"
-    return [certify_path(c["dataset"], "cohen", s, c["n"], inputs) for s in config["sigmas"]]
+    return {"n0": c["n0"], "n": n, "alpha": c["alpha"], "batch_size": c["batch_size"], **extra}
 
 
-def sample_count_runs():
-    s = config["sample_count"]
-    return [
-        certify_path(config["cohen"]["dataset"], "cohen", s["sigma"], n, s["max_inputs"]) for n in s["ns"]
-    ]
+def cohen_run(dataset, sigma, n, max_inputs=None, noise="gaussian"):
+    c = config["cohen"]
+    inputs = max_inputs or "all"
+    tag = f"{noise}_sigma{sigma}_n{n}_{inputs}"
+    params = cohen_params(n, noise=noise)
+    return certify_run(dataset, "cohen", sigma, tag, params, max_inputs, c["skip"], c["pack"])
 
 
-def profile_runs():
-    p = config["profile"]
-    dataset = config["cohen"]["dataset"]
-    return [f"results/profile/{dataset}/sigma{s}.csv" for s in p["sigmas"]]
+MAIN_RUNS = [cohen_run(config["cohen"]["dataset"], s, config["cohen"]["n"], config["cohen"].get("max_inputs"))
+             for s in config["sigmas"]]
+
+SAMPLE_COUNT_RUNS = [
+    cohen_run(config["cohen"]["dataset"], config["sample_count"]["sigma"], n, config["sample_count"]["max_inputs"])
+    for n in config["sample_count"]["ns"]
+]
+
+PROFILE_MODELS = [model_for(config["cohen"]["dataset"], s) for s in config["profile"]["sigmas"]]
+
+DIMENSION_RUNS = [
+    certify_run(dataset, "cohen", config["dimension"]["sigma"],
+                f"{noise}_sigma{config['dimension']['sigma']}_n{config['dimension']['n']}"
+                f"_{config['dimension']['max_inputs']}",
+                cohen_params(config["dimension"]["n"], noise=noise, n0=config["dimension"]["n0"]),
+                config["dimension"]["max_inputs"], 1, config["dimension"]["pack"])
+    for dataset in config["dimension"]["datasets"]
+    for noise in config["dimension"]["noises"]
+] if "dimension" in config else []
+
+
+def profile_path(model):
+    return model.replace("results/models/", "results/profile/").removesuffix(".pt") + ".csv"
 
 
 def study_outputs():
     tables = ["certified_accuracy", "sample_count", "profile"]
     figures = ["certified_accuracy", "sample_count"]
+    if DIMENSION_RUNS:
+        tables += ["dimension", "dimension_slopes"]
+        figures += ["dimension"]
     return [f"results/tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")] + [
         f"figures/{f}.{ext}" for f in figures for ext in ("pdf", "png")
     ]

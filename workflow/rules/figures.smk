@@ -1,7 +1,7 @@
 rule figure_certified_accuracy:
     """Certified accuracy vs l2 radius, one line per sigma."""
     input:
-        main_runs(),
+        MAIN_RUNS,
     output:
         report("figures/certified_accuracy.png", caption="../report/certified_accuracy.rst", category="Trade-off"),
         "figures/certified_accuracy.pdf",
@@ -16,7 +16,7 @@ rule figure_certified_accuracy:
 rule figure_sample_count:
     """Wall-clock and radius vs the sample count n."""
     input:
-        sample_count_runs(),
+        SAMPLE_COUNT_RUNS,
     output:
         report("figures/sample_count.png", caption="../report/sample_count.rst", category="Inference cost"),
         "figures/sample_count.pdf",
@@ -26,3 +26,18 @@ rule figure_sample_count:
         "logs/figures/sample_count.log",
     shell:
         "rsscale figure sample-count --inputs {input} --out figures/sample_count > {log} 2>&1"
+
+
+rule figure_dimension:
+    """ACR in l1, l2 and l_inf vs the input dimension d, per noise family."""
+    input:
+        DIMENSION_RUNS,
+    output:
+        report("figures/dimension.png", caption="../report/dimension.rst", category="Curse of dimensionality"),
+        "figures/dimension.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/dimension.log",
+    shell:
+        "rsscale figure dimension --inputs {input} --out figures/dimension > {log} 2>&1"

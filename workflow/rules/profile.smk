@@ -2,12 +2,12 @@ rule profile:
     """Certification vs forward-only throughput, same model, batch size and device; prints the ratio."""
     input:
         data="results/data/{dataset}.pt",
-        model=lambda w: model_path(w.dataset, config["training"]["objective"], w.sigma),
+        model="results/models/{dataset}/{name}.pt",
     output:
-        csv="results/profile/{dataset}/sigma{sigma}.csv",
-        md="results/profile/{dataset}/sigma{sigma}.md",
-        tex="results/profile/{dataset}/sigma{sigma}.tex",
-        sidecar="results/profile/{dataset}/sigma{sigma}.json",
+        csv="results/profile/{dataset}/{name}.csv",
+        md="results/profile/{dataset}/{name}.md",
+        tex="results/profile/{dataset}/{name}.tex",
+        sidecar="results/profile/{dataset}/{name}.json",
     params:
         batches=config["profile"]["batches"],
         repeats=config["profile"]["repeats"],
@@ -17,7 +17,7 @@ rule profile:
     conda:
         "../../environment.yml"
     log:
-        "logs/profile/{dataset}/sigma{sigma}.log",
+        "logs/profile/{dataset}/{name}.log",
     shell:
         "rsscale profile --data {input.data} --checkpoint {input.model} --batch-sizes {params.batch_sizes}"
         " --batches {params.batches} --repeats {params.repeats} --seed {params.seed}"

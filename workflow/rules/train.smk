@@ -1,25 +1,22 @@
 rule train:
     """Train a base classifier with a training objective at noise level sigma."""
     input:
-        "results/data/{dataset}.pt",
+        lambda w: f"results/data/{w.dataset}.pt",
     output:
-        model="results/models/{dataset}/{objective}_sigma{sigma}.pt",
-        sidecar="results/models/{dataset}/{objective}_sigma{sigma}.json",
-        sha="results/models/{dataset}/{objective}_sigma{sigma}.pt.sha256",
+        model="results/models/{dataset}/{name}.pt",
+        sidecar="results/models/{dataset}/{name}.json",
+        sha="results/models/{dataset}/{name}.pt.sha256",
     params:
-        arch=config["model"]["arch"],
-        arch_params=as_json(config["model"].get("params", {})),
-        epochs=config["training"]["epochs"],
-        batch_size=config["training"]["batch_size"],
-        lr=config["training"]["lr"],
+        args=lambda w, output: (
+            "--arch {arch} --arch-params {ap} --objective {objective} --sigma {sigma} --epochs {epochs}"
+            " --batch-size {batch_size} --lr {lr}"
+        ).format(ap=as_json(MODELS[output.model]["arch_params"]), **MODELS[output.model]),
         seed=config["seed"],
     threads: 1
     conda:
         "../../environment.yml"
     log:
-        "logs/train/{dataset}/{objective}_sigma{sigma}.log",
+        "logs/train/{dataset}/{name}.log",
     shell:
-        "rsscale train --data {input} --arch {params.arch} --arch-params {params.arch_params}"
-        " --objective {wildcards.objective} --sigma {wildcards.sigma} --epochs {params.epochs}"
-        " --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed}"
+        "rsscale train --data {input} {params.args} --seed {params.seed}"
         " --threads {threads} --quiet --out {output.model} > {log} 2>&1"

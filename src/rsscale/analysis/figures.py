@@ -69,3 +69,36 @@ def sample_count_figure(rows: Sequence[dict], prefix, sigma: float, alpha: float
     right.legend(frameon=False)
     fig.tight_layout()
     return save(fig, prefix)
+
+
+NOISE_STYLE = {"gaussian": ("C0", "o"), "laplace": ("C1", "s"), "uniform": ("C2", "^")}
+
+
+def dimension_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """ACR per norm vs d (log-log), one line per (data group, noise), with theory slopes from the first point."""
+    from rsscale.analysis.dimension import THEORY
+
+    norms = ["l1", "l2", "linf"]
+    groups = sorted({r["group"] for r in rows})
+    fig, axes = plt.subplots(len(groups), 3, figsize=(11, 3.2 * len(groups)), squeeze=False)
+    for gi, group in enumerate(groups):
+        for ni, norm in enumerate(norms):
+            ax = axes[gi][ni]
+            for noise in sorted({r["noise"] for r in rows if r["group"] == group}):
+                subset = sorted((r for r in rows if r["group"] == group and r["noise"] == noise), key=lambda r: r["d"])
+                d = np.array([r["d"] for r in subset], float)
+                acr = np.array([r[f"ACR_{norm}"] for r in subset])
+                color, marker = NOISE_STYLE.get(noise, ("k", "x"))
+                ax.loglog(d, np.where(acr > 0, acr, np.nan), marker=marker, color=color, label=noise)
+                slope = THEORY[(subset[0]["native_norm"], norm)]
+                if acr[0] > 0:
+                    ax.loglog(d, acr[0] * (d / d[0]) ** slope, ":", color=color, alpha=0.7)
+            ax.set_title(f"{group}: ACR in {norm.replace('inf', '_inf')}")
+            ax.set_xlabel("input dimension d")
+            if ni == 0:
+                ax.set_ylabel("average certified radius")
+            ax.legend(frameon=False, fontsize=8)
+    fig.text(0.5, -0.01, "dotted: theoretical slope if the native-norm radius were constant in d",
+             ha="center", fontsize=8)
+    fig.tight_layout()
+    return save(fig, prefix)
