@@ -66,10 +66,13 @@ class MLP(nn.Module):
 
     ``input_shape`` (default ``(dim,)``) lets it take images, e.g. ``[1, 32, 32]``
     with ``dim = 1024``: its cost grows only in the first layer as d grows.
+    ``zero_init`` starts the output layer at zero: a linear model trained by
+    gradient descent then stays in the span of its training inputs, whatever d.
     """
 
     def __init__(self, dim: int, num_classes: int = 2, hidden: list[int] | tuple[int, ...] = (64,),
-                 mean: float = 0.5, std: float = 0.25, input_shape: list[int] | tuple[int, ...] | None = None):
+                 mean: float = 0.5, std: float = 0.25, input_shape: list[int] | tuple[int, ...] | None = None,
+                 zero_init: bool = False):
         super().__init__()
         self.input_shape = tuple(input_shape) if input_shape else (dim,)
         if math.prod(self.input_shape) != dim:
@@ -80,6 +83,9 @@ class MLP(nn.Module):
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, num_classes))
+        if zero_init:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):

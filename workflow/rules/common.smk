@@ -27,13 +27,17 @@ RUNS = {}
 
 
 def model_for(dataset, sigma):
-    """Register (once) the model of a dataset trained at sigma; return its checkpoint path."""
-    training = config["training"]
+    """Register (once) the model certified at sigma on a dataset; return its checkpoint path.
+
+    It is trained at sigma unless the dataset's own ``training`` section says otherwise.
+    """
+    training = {**config["training"], **dataset_spec(dataset).get("training", {})}
+    train_sigma = training.get("sigma", sigma)
     model = dataset_spec(dataset).get("model", config["model"])
-    path = f"results/models/{dataset}/{training['objective']}_sigma{sigma}.pt"
+    path = f"results/models/{dataset}/{training['objective']}_sigma{train_sigma}.pt"
     MODELS[path] = {
         "dataset": dataset,
-        "sigma": sigma,
+        "sigma": train_sigma,
         "objective": training["objective"],
         "arch": model["arch"],
         "arch_params": model.get("params", {}),
