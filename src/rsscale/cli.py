@@ -21,6 +21,7 @@ from rsscale.analysis import dimension, figures, tables
 from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
 from rsscale.data import Dataset, load_dataset
+from rsscale.methods.projected import fit_projection
 from rsscale.models import build_model, load_checkpoint, save_checkpoint
 from rsscale.noise import Gaussian
 from rsscale.profiling import profile_throughput
@@ -68,18 +69,26 @@ def cmd_train(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
     arch_params = _json(args.arch_params)
-    shape = dataset.input_shape
-    if args.arch == "cnn":
-        arch_params.setdefault("image_size", shape[-1])
-        arch_params.setdefault("in_channels", shape[0])
-    else:
+    projected = args.arch == "projected"
+    if projected:  # the base network sees the projection onto the top-rank PCA subspace, fitted below
         arch_params.setdefault("dim", dataset.dim)
-        arch_params.setdefault("input_shape", list(shape))
-    arch_params.setdefault("num_classes", dataset.num_classes)
-    arch_params.setdefault("mean", float(dataset.x_train.mean()))
-    arch_params.setdefault("std", float(dataset.x_train.std()))
+        base_arch, base_params = arch_params.setdefault("base_arch", "cnn"), arch_params.setdefault("base_config", {})
+    else:
+        base_arch, base_params = args.arch, arch_params
+    shape = dataset.input_shape
+    if base_arch == "cnn":
+        base_params.setdefault("image_size", shape[-1])
+        base_params.setdefault("in_channels", shape[0])
+    else:
+        base_params.setdefault("dim", dataset.dim)
+        base_params.setdefault("input_shape", list(shape))
+    base_params.setdefault("num_classes", dataset.num_classes)
+    base_params.setdefault("mean", float(dataset.x_train.mean()))
+    base_params.setdefault("std", float(dataset.x_train.std()))
     torch.manual_seed(args.seed)  # parameter initialisation
     model = build_model(args.arch, **arch_params)
+    if projected:
+        model.set_projection(*fit_projection(dataset.x_train, arch_params["rank"]))
     objective = build_objective(args.objective, sigma=args.sigma)
     generator = torch.Generator().manual_seed(_seed_for(args.seed, 1))
     report = fit(model, objective, dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch_size,

@@ -92,7 +92,46 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP}
+class ProjectedModel(nn.Module):
+    """A base network that sees only the projection ``P(x) = U^T U (x - mu) + mu`` of its input.
+
+    ``U`` ``[rank, dim]`` (orthonormal rows: P is then the orthogonal projection
+    onto the affine subspace ``mu + span(U^T)``) and ``mu`` ``[dim]`` are buffers,
+    saved with the weights; they start as the first ``rank`` coordinate axes and
+    0, and :meth:`set_projection` loads the fitted ones
+    (:func:`rsscale.methods.projected.fit_projection`).  Because
+    ``P(x + e) = P(x) + U^T (U e)``, Gaussian smoothing of this model is projected
+    randomized smoothing (Pfrommer, Anderson & Sojoudi, "Projected Randomized
+    Smoothing for Certified Adversarial Robustness", TMLR 2023).  Inputs have the
+    base's ``input_shape`` and are flattened only for the projection.
+    """
+
+    def __init__(self, base_arch: str, base_config: dict, rank: int, dim: int):
+        super().__init__()
+        self.base = build_model(base_arch, **base_config)
+        self.input_shape = tuple(self.base.input_shape)
+        if math.prod(self.input_shape) != dim:
+            raise ValueError(f"dim = {dim} does not match the base's input shape {self.input_shape}")
+        if not 1 <= rank <= dim:
+            raise ValueError(f"rank must lie in [1, dim = {dim}], got {rank}")
+        self.register_buffer("U", torch.eye(rank, dim))
+        self.register_buffer("mu", torch.zeros(dim))
+
+    def set_projection(self, U: torch.Tensor, mu: torch.Tensor) -> None:
+        """Load the subspace basis ``U`` ``[rank, dim]`` and offset ``mu`` ``[dim]``."""
+        if tuple(U.shape) != tuple(self.U.shape) or tuple(mu.shape) != tuple(self.mu.shape):
+            raise ValueError(f"expected U of shape {tuple(self.U.shape)} and mu of shape {tuple(self.mu.shape)}, "
+                             f"got {tuple(U.shape)} and {tuple(mu.shape)}")
+        with torch.no_grad():
+            self.U.copy_(U)
+            self.mu.copy_(mu)
+
+    def forward(self, x):
+        centred = x.flatten(1) - self.mu
+        return self.base(((centred @ self.U.T) @ self.U + self.mu).view(x.shape))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP, "projected": ProjectedModel}
 
 
 def build_model(arch: str, **config) -> nn.Module:
