@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import laplace, norm, uniform
+from scipy.optimize import brentq
+from scipy.stats import laplace, ncx2, norm, uniform
 
 from rsscale.noise import Gaussian, Laplace, NoiseDistribution, Uniform
 
@@ -152,3 +153,53 @@ class OneVsRestClassifier(torch.nn.Module):
         q3 = norm.sf((self.b - s) / sigma)
         q2 = 1.0 - q1 - q3
         return np.stack([p0, (1 - p0) * q1, (1 - p0) * q2, (1 - p0) * q3], axis=1)
+
+
+class BallClassifier(torch.nn.Module):
+    """Class ``inside`` on the ball ``||x - c|| <= R``, class ``outside`` elsewhere.
+
+    Under N(0, sigma^2 I_d) noise ``||x + e - c||^2 / sigma^2`` is noncentral
+    chi-square with d degrees of freedom and noncentrality ``||x - c||^2 /
+    sigma^2``, so the smoothed probability of ``inside`` depends on the distance
+    ``s = ||x - c||`` only and falls as s grows: g says ``inside`` exactly on the
+    ball of radius ``s*`` (where that probability is 1/2), and g's true l2
+    radius at x is ``|s* - s|``.
+    """
+
+    def __init__(self, center: torch.Tensor, radius: float, inside: int = 0, outside: int = 1, num_classes: int = 2):
+        super().__init__()
+        self.register_buffer("center", center.flatten().float())
+        self.radius, self.inside, self.outside, self.num_classes = float(radius), inside, outside, num_classes
+        self.input_shape = tuple(center.shape)
+        self.dim = self.center.numel()
+
+    def forward(self, x):
+        dist = (x.flatten(1) - self.center).norm(dim=1)
+        cls = torch.where(dist <= self.radius, self.inside, self.outside)
+        return torch.nn.functional.one_hot(cls, self.num_classes).float()
+
+    def input_at(self, distance: float, generator: torch.Generator) -> torch.Tensor:
+        """An input at the given distance from the center, in a random direction."""
+        u = torch.randn(self.dim, generator=generator, dtype=torch.float64)
+        return (self.center.double() + distance * u / u.norm()).float().view(self.input_shape)
+
+    def distance(self, x: torch.Tensor) -> float:
+        return float((x.flatten().double() - self.center.double()).norm())
+
+    def p_inside(self, distance, sigma: float):
+        """P(f(x + e) = inside) at ``||x - c|| = distance``."""
+        return ncx2.cdf(self.radius**2 / sigma**2, self.dim, np.square(distance) / sigma**2)
+
+    def boundary(self, sigma: float) -> float:
+        """s*, the distance where g switches from inside to outside (g must say inside at the center)."""
+        far = self.radius + 20 * sigma
+        return brentq(lambda s: self.p_inside(s, sigma) - 0.5, 0.0, far, xtol=1e-12)
+
+    def smoothed_class(self, distance, sigma: float):
+        return np.where(self.p_inside(distance, sigma) > 0.5, self.inside, self.outside)
+
+    def true_radius(self, distance, sigma: float):
+        """g's l2 robust radius at this distance (infinite when g is ``outside`` everywhere)."""
+        if self.p_inside(0.0, sigma) <= 0.5:
+            return np.full(np.shape(distance), np.inf)
+        return np.abs(self.boundary(sigma) - np.asarray(distance, dtype=float))

@@ -13,7 +13,8 @@ References: Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via
 Randomized Smoothing", ICML 2019 (Gaussian, Theorem 1); Teng, Lee & Yuan,
 "l1 Adversarial Robustness Certificates: a Randomized Smoothing Approach",
 2020 (Laplace); Yang et al., "Randomized Smoothing of All Shapes and Sizes",
-ICML 2020 (uniform, l1).
+ICML 2020 (uniform, l1); Li et al., "Double Sampling Randomized Smoothing", ICML
+2022 (the truncated Gaussian, as DSRS's secondary distribution).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
+from scipy.special import gammainc, gammaincinv
 from scipy.stats import norm as _std_normal
 
 #: The l_p norms every certificate reports, by name, with their exponent p.
@@ -170,6 +173,55 @@ class Uniform(NoiseDistribution):
 
     def __repr__(self) -> str:
         return f"Uniform(half_width={self.half_width})"
+
+
+class TruncatedGaussian(NoiseDistribution):
+    """N(0, sigma^2 I_d) conditioned on the l2 ball ``||z||_2 <= radius_T``.
+
+    Each sample is ``R u`` with ``u`` uniform on the unit sphere (a normalized
+    standard normal vector) and ``R`` drawn by inverse CDF from the chi
+    distribution with d degrees of freedom, scaled by sigma and truncated at
+    ``radius_T``: ``R^2 / (2 sigma^2) = Gamma^-1_{d/2}(v * Gamma_{d/2}(T^2 / (2
+    sigma^2)))`` with ``v ~ U(0, 1)`` and Gamma_a the regularized lower incomplete
+    gamma function (no rejection, which would be hopeless in high d).  The norm
+    is taken over all non-batch dimensions, so d is the number of elements of
+    one sample.
+
+    This is the secondary distribution Q of DSRS (Li et al. 2022); smoothing
+    with it alone is not supported, so :meth:`radius` raises
+    NotImplementedError.
+    """
+
+    name = "truncated_gaussian"
+    native_norm = "l2"
+
+    def __init__(self, sigma: float, radius_T: float):
+        self.sigma = _positive("sigma", sigma)
+        self.radius_T = _positive("radius_T", radius_T)
+
+    def ball_mass(self, dim: int) -> float:
+        """P(||z|| <= radius_T) for z ~ N(0, sigma^2 I_dim) (the chi-square CDF at (T / sigma)^2)."""
+        return float(gammainc(dim / 2, 0.5 * (self.radius_T / self.sigma) ** 2))
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rows = out.shape[0]
+        dim = out[0].numel() if rows else 0
+        out.normal_(0.0, 1.0, generator=generator)
+        if rows == 0:
+            return out
+        v = torch.rand(rows, generator=generator, device=out.device, dtype=torch.float64).cpu().numpy()
+        radius = self.sigma * np.sqrt(2.0 * gammaincinv(dim / 2, v * self.ball_mass(dim)))
+        scale = torch.as_tensor(radius, device=out.device) / out.flatten(1).double().norm(dim=1)
+        return out.mul_(scale.to(out.dtype).view(rows, *([1] * (out.ndim - 1))))
+
+    def radius(self, p_lower: float) -> float:
+        raise NotImplementedError("TruncatedGaussian is only DSRS's secondary distribution; it certifies nothing alone")
+
+    def describe(self) -> dict:
+        return {"name": self.name, "sigma": self.sigma, "radius_T": self.radius_T}
+
+    def __repr__(self) -> str:
+        return f"TruncatedGaussian(sigma={self.sigma}, radius_T={self.radius_T})"
 
 
 #: Noise families by name, each built from a per-coordinate standard deviation sigma.
