@@ -4,12 +4,18 @@
 #   snakemake --cores all --configfile workflow/config/<study>.yaml
 #
 # Data flows one way: config -> data -> train -> certify/profile -> tables, figures.
+import shutil
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "workflow/config/default.yaml"
+# a study config given with --configfile replaces the default one (it is not merged into it)
+if not config:
+
+    configfile: "workflow/config/default.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -28,9 +34,14 @@ include: "workflow/rules/certify.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/paper.smk"
+include: "workflow/rules/manifest.smk"
 
 
+# everything, the provenance manifest last; the report too when a TeX installation is present (README)
 rule all:
     input:
         study_outputs(),
+        "results/manifest.json",
+        ["paper/main.pdf"] if shutil.which("latexmk") else [],
     default_target: True

@@ -61,6 +61,11 @@ def test_every_declared_output_exists_and_parses(finished_run):
             assert r"\begin{tabular}" in path.read_text(), name
     certified = list(csv.DictReader((finished_run / "results/tables/certified_accuracy.csv").open()))
     assert [float(row["sigma"]) for row in certified] == [0.25, 0.5]
+    remedies = list(csv.DictReader((finished_run / "results/tables/dimension_remedies.csv").open()))
+    assert sorted((int(r["d"]), r["method"]) for r in remedies) == sorted(
+        (d, m) for d in (10, 100) for m in ("cohen", "projected", "np", "dsrs_truncated"))
+    dsrs = [r for r in remedies if r["method"] == "dsrs_truncated"]
+    assert all(float(r["gain_l2"]) >= 1.0 or float(r["ACR_l2"]) == 0.0 for r in dsrs)  # never below NP
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,10 @@ class CertificateWriter:
 
     Use as a context manager.  ``done`` holds the indices already in the file
     (from an interrupted run); the caller skips them.  A partial last line left
-    by a killed process is dropped on open.
+    by a killed process is cut off on open (a truncation in place: a kill
+    during recovery cannot lose complete rows).  The file is created only when
+    the first row is written, so a run that fails before any certificate
+    leaves nothing behind.
     """
 
     def __init__(self, path: str | Path):
@@ -75,24 +79,28 @@ class CertificateWriter:
             self._recover()
 
     def _recover(self):
-        text = self.path.read_text()
-        lines = text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines = lines[:-1]
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            os.truncate(self.path, len(complete))
+        lines = complete.decode().splitlines()
         if not lines:
             return
-        self.columns = lines[0].rstrip("\n").split(",")
+        self.columns = lines[0].split(",")
         self.done = {int(line.split(",", 1)[0]) for line in lines[1:]}
-        self.path.write_text("".join(lines))
 
     def __enter__(self):
+        return self
+
+    def _open(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", newline="")
         self._csv = csv.writer(self._file, lineterminator="\n")
-        return self
 
     def __exit__(self, *exc):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def write(self, idx: int, label: int, cert: Certificate) -> None:
         row = {
@@ -107,6 +115,8 @@ class CertificateWriter:
         }
         row.update({f"radius_{norm}": value for norm, value in sorted(cert.radii.items())})
         row.update(cert.extra)
+        if self._file is None:
+            self._open()
         if self.columns is None:
             self.columns = list(row)
             self._csv.writerow(self.columns)

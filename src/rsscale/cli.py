@@ -17,7 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rsscale import methods
-from rsscale.analysis import dimension, figures, tables
+from rsscale.analysis import dimension, figures, remedies, tables
+from rsscale.analysis import training as training_analysis
 from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
 from rsscale.data import Dataset, load_dataset
@@ -50,6 +51,29 @@ def _setup(args) -> None:
 def _seed_for(seed: int, *keys: int) -> int:
     """A seed for one unit of work, derived from the run seed and the unit's position."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _check_model_fits(model, dataset: Dataset, args) -> None:
+    """Refuse a checkpoint whose input shape or class count is not the dataset's (before any output is written)."""
+    shape = tuple(getattr(model, "input_shape", ()) or ())
+    if shape and shape != tuple(dataset.input_shape):
+        raise ValueError(f"checkpoint {args.checkpoint} takes inputs of shape {shape}, but the dataset {args.data} "
+                         f"has inputs of shape {tuple(dataset.input_shape)}")
+    if len(dataset.x_test):
+        with torch.no_grad():
+            classes = model(dataset.x_test[:1]).shape[-1]
+        if classes != dataset.num_classes:
+            raise ValueError(f"checkpoint {args.checkpoint} scores {classes} classes, but the dataset {args.data} "
+                             f"has {dataset.num_classes}")
+
+
+def _sigma(args, meta: dict) -> float:
+    """``--sigma``, else the training sigma the checkpoint records."""
+    if args.sigma is not None:
+        return args.sigma
+    if "sigma" not in meta:
+        raise ValueError(f"checkpoint {args.checkpoint} records no training sigma; pass --sigma")
+    return meta["sigma"]
 
 
 def cmd_methods(args) -> None:
@@ -89,7 +113,7 @@ def cmd_train(args) -> None:
     model = build_model(args.arch, **arch_params)
     if projected:
         model.set_projection(*fit_projection(dataset.x_train, arch_params["rank"]))
-    objective = build_objective(args.objective, sigma=args.sigma)
+    objective = build_objective(args.objective, sigma=args.sigma, **_json(args.objective_params))
     generator = torch.Generator().manual_seed(_seed_for(args.seed, 1))
     report = fit(model, objective, dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch_size,
                  lr=args.lr, generator=generator, device=args.device, progress=not args.quiet)
@@ -110,7 +134,8 @@ def cmd_certify(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
     model, meta = load_checkpoint(args.checkpoint)
-    sigma = args.sigma if args.sigma is not None else meta["sigma"]
+    _check_model_fits(model, dataset, args)
+    sigma = _sigma(args, meta)
     params = _json(args.params)
     certifier = methods.build(args.method, model=model, num_classes=dataset.num_classes, sigma=sigma,
                               device=args.device, **params)
@@ -150,7 +175,8 @@ def cmd_profile(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
     model, meta = load_checkpoint(args.checkpoint)
-    sigma = args.sigma if args.sigma is not None else meta["sigma"]
+    _check_model_fits(model, dataset, args)
+    sigma = _sigma(args, meta)
     device = args.device
     rows = []
     for batch_size in args.batch_sizes:
@@ -186,6 +212,14 @@ def cmd_table(args) -> None:
             print(f"{row['group']:>10s} {row['noise']:>8s} {row['norm']:>4s}: slope {row['slope']:+.3f}"
                   f" +- {row['slope_se']:.3f} (theory if the native radius were constant: "
                   f"{row['theory_if_native_constant']:+.1f})")
+    elif args.kind == "training":
+        rows = training_analysis.training_rows(runs, args.radii)
+    elif args.kind == "remedies":
+        rows = remedies.remedy_rows(runs, args.radii)
+        for row in rows:
+            print(f"{row['group']:>10s} d={row['d']:<7d} {row['method']:>10s}: ACR l2 {row['ACR_l2']:.4f}"
+                  f" (x{row['gain_l2']:.3f}), l_inf {row['ACR_linf']:.3g} (x{row['gain_linf']:.3f}),"
+                  f" sampling {row['sampling_seconds']:.3g} s, radius {row['radius_seconds']:.3g} s per input")
     else:
         rows = sample_count_rows(runs, args.radii)
     tables.write_table(rows, list(rows[0]), args.out)
@@ -223,10 +257,146 @@ def cmd_figure(args) -> None:
         figures.certified_accuracy_curves(runs, args.out, title=args.title)
     elif args.kind == "dimension":
         figures.dimension_figure(dimension.dimension_rows(runs, [], []), args.out)
+    elif args.kind == "remedies":
+        figures.remedies_figure(remedies.remedy_rows(runs), args.out)
+    elif args.kind == "training":
+        figures.training_tradeoff_figure(training_analysis.training_rows(runs, [0.0]), args.out)
     else:
         rows = sample_count_rows(runs, [])
         figures.sample_count_figure(rows, args.out, sigma=runs[0].parameters["sigma"],
                                     alpha=runs[0].parameters["alpha"])
+
+
+def cmd_harness(args) -> None:
+    from rsscale import harness  # the oracles and cases load only for this command
+    from rsscale.bounds import check_alpha
+
+    limits = {}
+    for item in args.limit:
+        key, _, value = item.partition("=")
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--limit expects METHOD/CASE=TRIALS with TRIALS >= 1, got {item!r}")
+        limits[key] = int(value)
+    if args.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    check_alpha(args.alpha)
+    rows = harness.run_harness(args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped,
+                               report=lambda row: print(harness.format_row(row), flush=True))
+    tables.write_table(rows, harness.COLUMNS, args.out,
+                       caption=f"Soundness harness: certificates violated on exact oracles (alpha = {args.alpha:g}; "
+                               f"rate interval: two-sided 95% Clopper-Pearson; FAIL: its lower end exceeds alpha "
+                               f"for a method that claims soundness)")
+    failed = [f"{r['method']}/{r['case']} {r['norm']}" for r in rows if r["verdict"] == "FAIL"]
+    if failed:
+        print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} for a method "
+              f"claiming soundness: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def cmd_claims(args) -> None:
+    import yaml
+
+    from rsscale.analysis import claims
+
+    ledger = yaml.safe_load(Path(args.ledger).read_text())
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("claims"), list):
+        raise ValueError(f"{args.ledger}: expected a mapping with a list under 'claims'")
+    rows = claims.evaluate(ledger["claims"], args.tables)
+    tables.write_table(rows, list(rows[0]), args.out, caption="Survey claims and their measured verdicts")
+    for row in rows:
+        print(f"{row['id']:>22s}: {row['verdict']:<14s} {row['measured']}")
+
+
+def cmd_manifest(args) -> None:
+    from rsscale.provenance import build_manifest, write_text_atomic
+
+    record = build_manifest(args.root, args.paths, args.config, exclude=[args.out])
+    write_text_atomic(args.out, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"manifest: {len(record['files'])} artifacts and {len(record['configs'])} config files -> {args.out}")
+
+
+def cmd_verify(args) -> None:
+    from rsscale.provenance import verify_manifest
+
+    checked, problems = verify_manifest(args.manifest, args.root)
+    for line in problems:
+        print(f"rsscale: verify: {line}", file=sys.stderr)
+    if problems:
+        raise SystemExit(1)
+    print(f"verified {checked} files against {args.manifest}")
+
+
+def _tex_text(value) -> str:
+    text = str(value)
+    for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                       ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\textasciicircum{}"),
+                       ("~", r"\textasciitilde{}")):
+        text = text.replace(char, repl)
+    return text
+
+
+def cmd_numbers(args) -> None:
+    """``\\newcommand`` macros of the study's settings, read from the run sidecars, for the paper's prose."""
+    import re
+
+    def sidecars(paths):
+        return [json.loads(Path(p).with_suffix(".json").read_text()) for p in paths]
+
+    def num(value) -> str:
+        value = float(value)
+        return f"{int(value):,}".replace(",", "{,}") if value.is_integer() and abs(value) >= 1 else f"{value:g}"
+
+    def samples(n) -> str:  # powers of ten as 10^k (text or math mode)
+        k = round(np.log10(n)) if n > 0 else 0
+        return f"\\ensuremath{{10^{{{k}}}}}" if n >= 100 and 10**k == n else num(n)
+
+    def listing(items) -> str:
+        items = list(dict.fromkeys(items))
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    macros = {}
+    main = sidecars(args.main)
+    first = main[0]["parameters"]
+    macros.update(MainDataset=_tex_text(main[0].get("dataset", "")), MainDim=num(main[0].get("dim", 0)),
+                  MainNzero=num(first["n0"]), MainN=samples(int(first["n"])), MainAlpha=f"{first['alpha']:g}",
+                  MainInputs=num(max(s["summary"]["inputs"] for s in main)), MainModels=num(len(main)),
+                  MainSigmas=listing(num(s) for s in sorted(s["parameters"]["sigma"] for s in main)))
+    every = list(main)
+    if args.sample_count:
+        runs = sidecars(args.sample_count)
+        every += runs
+        macros.update(SampleCountNs=listing(samples(int(n)) for n in sorted(r["parameters"]["n"] for r in runs)),
+                      SampleCountSigma=num(runs[0]["parameters"]["sigma"]),
+                      SampleCountInputs=num(max(r["summary"]["inputs"] for r in runs)))
+    if args.dimension:
+        runs = sidecars(args.dimension)
+        every += runs
+        p = runs[0]["parameters"]
+        macros.update(DimNzero=num(p["n0"]), DimN=samples(int(p["n"])), DimSigma=num(p["sigma"]),
+                      DimInputs=num(max(r["summary"]["inputs"] for r in runs)),
+                      DimNoises=listing(sorted({_tex_text(r["parameters"]["noise"]["name"]) for r in runs})))
+        for name in sorted({r.get("dataset", "") for r in runs}):
+            group = [r for r in runs if r.get("dataset") == name]
+            key = re.sub("[^A-Za-z]", "", name).capitalize()
+            dims = sorted(int(r["dim"]) for r in group)
+            sides = sorted(int(r["input_shape"][-1]) for r in group)
+            macros.update({f"Dim{key}Min": num(dims[0]), f"Dim{key}Max": num(dims[-1]),
+                           f"Dim{key}Count": num(len(set(dims))),
+                           f"Dim{key}SideMin": num(sides[0]), f"Dim{key}SideMax": num(sides[-1])})
+    devices = sorted({s["device"] for s in every})
+    cpu = [re.fullmatch(r"(.*) \((\d+) threads\)", d) for d in devices]
+    macros["StudyDevice"] = listing(_tex_text(m.group(1) if m else d) for m, d in zip(cpu, devices, strict=True))
+    macros["StudyThreads"] = listing(num(t) for t in sorted({s["threads"] for s in every}))
+    gpus = [_tex_text(d) for d, m in zip(devices, cpu, strict=True) if not m]
+    macros["StudyAccelerator"] = "no GPU" if not gpus else "the GPU " + listing(gpus)
+    macros["StudyMachine"] = (f"{macros['StudyThreads']} CPU cores of an {macros['StudyDevice']} processor, no GPU"
+                              if not gpus else f"the GPU {listing(gpus)} with {macros['StudyThreads']} CPU threads")
+    lines = ["% generated by `rsscale numbers` from the run sidecars; do not edit"]
+    lines += [f"\\newcommand{{\\RS{name}}}{{{value}}}" for name, value in macros.items()]
+    from rsscale.provenance import write_text_atomic
+
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print("\n".join(lines[1:]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="cnn")
     p.add_argument("--arch-params", default="{}", help="JSON object of architecture parameters")
     p.add_argument("--objective", default="gaussian")
+    p.add_argument("--objective-params", default="{}",
+                   help='JSON object of objective parameters, e.g. \'{"k": 8}\' for macer (sigma: --sigma)')
     p.add_argument("--sigma", type=float, required=True)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
@@ -286,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     runtime(p)
 
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension"])
+    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension", "remedies",
+                                         "training"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="l2 radii of the certified-accuracy columns")
@@ -294,25 +467,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="l_inf radii of the certified-accuracy columns (dimension table)")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
+    p = command("claims", cmd_claims, "evaluate the claims ledger against the study's tables")
+    p.add_argument("--ledger", required=True, help="YAML file with a list of claims")
+    p.add_argument("--tables", default="results/tables", help="folder holding the tables' CSV files")
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
+
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension"])
+    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension", "remedies", "training"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")
+    p = command("harness", cmd_harness, "soundness harness: violation rates of every method on exact oracles")
+    p.add_argument("--trials", type=int, required=True, help="trials per case (capped per slow case, see --uncapped)")
+    p.add_argument("--methods", nargs="+", default=None, help="registered methods to check (default: all)")
+    p.add_argument("--alpha", type=float, default=0.05, help="certification level, and the rate each case is held to")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", action="append", default=[], metavar="METHOD/CASE=TRIALS",
+                   help="trials of one case, overriding --trials and its cap (repeatable)")
+    p.add_argument("--uncapped", action="store_true", help="ignore the per-case trial caps of the slow cases")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
+
+    p = command("manifest", cmd_manifest,
+                "record the sha256 of every artifact under PATHS, the config files, git commit, versions and device")
+    p.add_argument("paths", nargs="+", help="files or folders relative to --root, e.g. results figures")
+    p.add_argument("--root", default=".", help="folder the recorded paths are relative to")
+    p.add_argument("--config", action="append", default=[], help="a config file to record (repeatable)")
+    p.add_argument("--out", required=True, help="the manifest (JSON), left out of its own checksums")
+
+    p = command("verify", cmd_verify,
+                "recompute a manifest's checksums; exit 1 with one line per changed or missing file")
+    p.add_argument("manifest")
+    p.add_argument("--root", default=".", help="the folder the manifest was written from")
+
+    p = command("numbers", cmd_numbers, "LaTeX macros of the study's settings (from run sidecars) for the paper")
+    p.add_argument("--main", nargs="+", required=True, help="the certified-accuracy runs (CSV; sidecars beside)")
+    p.add_argument("--sample-count", nargs="*", default=[], help="the sample-count runs")
+    p.add_argument("--dimension", nargs="*", default=[], help="the dimension-sweep runs")
+    p.add_argument("--out", required=True, help="the .tex file of \\newcommand macros")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    _setup(args)
-    for name in ("skip", "pack", "max_inputs", "epochs", "batch_size", "batches", "repeats"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise SystemExit(f"rsscale: error: --{name.replace('_', '-')} must be >= 1, got {value}")
     try:
+        _setup(args)
+        for name in ("skip", "pack", "max_inputs", "epochs", "batch_size", "batches", "repeats"):
+            value = getattr(args, name, None)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"rsscale: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:  # bad input: one line, no traceback, exit status 2
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"rsscale: error: {message or type(err).__name__}", file=sys.stderr)
         return 2
     return 0
 

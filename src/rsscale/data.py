@@ -17,13 +17,17 @@ formats under ``root``; ``download=True`` only when asked) and ``imagefolder``
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rsscale.models import read_weights_only
+from rsscale.provenance import atomic_path
 
 
 @dataclass
@@ -46,26 +50,60 @@ class Dataset:
     def dim(self) -> int:
         return math.prod(self.input_shape)
 
+    def validate(self, where: str = "") -> Dataset:
+        """Return ``self``, or raise a ValueError (prefixed by ``where``) naming what makes it unusable.
+
+        Inputs must be finite floating-point tensors ``[N, *input_shape]`` with
+        one input shape for both splits; labels an integer tensor ``[N]`` of
+        classes in ``[0, num_classes)``.
+        """
+        where = where or f"dataset {self.name!r}"
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"{where}: num_classes must be an integer >= 1, got {self.num_classes!r}")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
+                got = f"dtype {x.dtype}, shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ValueError(f"{where}: x_{split} must be a floating-point tensor [N, *input_shape], got {got}")
+            if (not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool
+                    or tuple(y.shape) != (len(x),)):
+                got = f"dtype {y.dtype}, shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ValueError(f"{where}: y_{split} must be an integer tensor of {len(x)} labels, got {got}")
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"{where}: x_{split} contains NaN or infinite values")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ValueError(f"{where}: y_{split} holds labels outside [0, {self.num_classes}) "
+                                 f"(from {int(y.min())} to {int(y.max())})")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(f"{where}: train inputs have shape {tuple(self.x_train.shape[1:])} but test inputs "
+                             f"{tuple(self.x_test.shape[1:])}")
+        return self
+
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "name": self.name,
-                "x_train": self.x_train,
-                "y_train": self.y_train,
-                "x_test": self.x_test,
-                "y_test": self.y_test,
-                "num_classes": self.num_classes,
-                "meta": self.meta,
-            },
-            path,
-        )
+        """Validate, then write the dataset file atomically (no half-written file on failure)."""
+        self.validate()
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "name": self.name,
+                    "x_train": self.x_train,
+                    "y_train": self.y_train,
+                    "x_test": self.x_test,
+                    "y_test": self.y_test,
+                    "num_classes": self.num_classes,
+                    "meta": self.meta,
+                },
+                tmp,
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
-        payload = torch.load(Path(path), weights_only=True)
-        return cls(**payload)
+        """Read a file written by :meth:`save` (weights-only loading) and validate it."""
+        payload = read_weights_only(path, "dataset file")
+        names = {f.name for f in fields(cls)}
+        if not isinstance(payload, dict) or not names - {"meta"} <= set(payload) or set(payload) - names:
+            raise ValueError(f"{path} is not an rsscale dataset file (expected the keys {sorted(names)})")
+        return cls(**payload).validate(str(path))
 
 
 def resample(images: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -241,4 +279,8 @@ def load_dataset(name: str, **params) -> Dataset:
     """Load a dataset by name with its parameters (see :data:`LOADERS`)."""
     if name not in LOADERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(LOADERS)}")
+    try:
+        inspect.signature(LOADERS[name]).bind(**params)
+    except TypeError as err:
+        raise TypeError(f"bad parameters for dataset {name!r}: {err}") from err
     return LOADERS[name](**params)

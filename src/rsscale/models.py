@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import pickle
-import tempfile
+import re
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from rsscale.provenance import atomic_path, write_text_atomic
 
 CHECKPOINT_FORMAT = "rsscale-checkpoint-v1"
 
@@ -168,39 +170,82 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta) -> str:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    sidecar = Path(f"{path}.sha256")
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    sha = file_sha256(path)
-    Path(f"{path}.sha256").write_text(f"{sha}  {path.name}\n")
+        sha = file_sha256(tmp)
+        sidecar.unlink(missing_ok=True)  # a stale record must not outlive the file it describes
+    write_text_atomic(sidecar, f"{sha}  {path.name}\n")
     return sha
+
+
+def read_weights_only(path: str | Path, what: str, map_location: str | torch.device = "cpu"):
+    """``torch.load(path, weights_only=True)`` whose failures are one-line errors naming ``path``.
+
+    Raises FileNotFoundError when there is no file, and ValueError when the
+    file carries pickled objects (refused, never run) or is not a readable
+    PyTorch file at all (random bytes, truncated, empty).  ``what`` names the
+    expected content in the messages, e.g. ``"checkpoint"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    unreadable = f"{path} is not a readable {what} (not written by torch.save, or truncated or corrupted)"
+    try:
+        with warnings.catch_warnings():  # e.g. about the pickle protocol of foreign files
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported (global|class)[^\n]*?(?= was not|\.\s|\.?$)", str(err), re.MULTILINE)
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        if found is None and not (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise ValueError(unreadable) from err
+        detail = found.group(0) if found else "a bare pickle stream, not a torch.save file"
+        raise ValueError(f"refusing {path}: it carries pickled objects that weights_only loading does not allow "
+                         f"({detail}); nothing in it was run") from err
+    except (PermissionError, FileNotFoundError):
+        raise
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, OSError) as err:  # OSError: torch's zip reader
+        raise ValueError(unreadable) from err
+
+
+def _check_sha256_file(path: Path, sha: str) -> None:
+    """Refuse a checkpoint whose ``<path>.sha256`` record (when there is one) names another digest."""
+    sidecar = Path(f"{path}.sha256")
+    if not sidecar.is_file():
+        return
+    recorded = (sidecar.read_text().split() or [""])[0].lower()
+    if recorded != sha:
+        raise ValueError(f"{path} does not match its sha256 file {sidecar.name} (file {sha[:16]}..., recorded "
+                         f"{recorded[:16] or 'nothing'}...): it changed after it was saved")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a model saved by :func:`save_checkpoint`; return ``(model, meta)``.
 
-    ``meta`` gains ``sha256`` (of the file) and ``arch``/``config``.  Loading uses
+    ``meta`` gains ``sha256`` (of the file) and ``arch``/``config``.  The file
+    must match its ``<path>.sha256`` record when there is one.  Loading uses
     ``weights_only=True`` and raises ValueError for a file that carries
-    pickled objects or is not an rsscale checkpoint.
+    pickled objects, is corrupted, or is not an rsscale checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"refusing {path}: it carries pickled objects that weights_only loading does not allow ({err})"
-        ) from err
+    sha = file_sha256(path)
+    _check_sha256_file(path, sha)
+    payload = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an rsscale checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    model = build_model(payload["arch"], **payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    if not (isinstance(payload.get("config"), dict) and isinstance(payload.get("meta"), dict)
+            and isinstance(payload.get("state_dict"), dict)):
+        raise ValueError(f"{path} is not an rsscale checkpoint (it lacks arch, config, state_dict or meta)")
+    try:
+        model = build_model(payload.get("arch"), **payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: its weights do not rebuild architecture {payload.get('arch')!r} ({first})") from err
     model.eval()
-    meta = dict(payload["meta"], sha256=file_sha256(path), arch=payload["arch"], config=payload["config"])
+    meta = dict(payload["meta"], sha256=sha, arch=payload["arch"], config=payload["config"])
     return model, meta

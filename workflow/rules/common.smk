@@ -1,6 +1,7 @@
 # Helpers shared by every stage: config validation, the registries of models and
 # certification runs the config asks for, and argument quoting.
 import json
+import os
 import shlex
 
 from snakemake.utils import validate
@@ -26,19 +27,22 @@ MODELS = {}
 RUNS = {}
 
 
-def model_for(dataset, sigma):
+def model_for(dataset, sigma, objective=None):
     """Register (once) the model certified at sigma on a dataset; return its checkpoint path.
 
-    It is trained at sigma unless the dataset's own ``training`` section says otherwise.
+    It is trained at sigma unless the dataset's own ``training`` section says otherwise, with
+    the config's training objective unless ``objective`` = ``(name, params)`` is given.
     """
     training = {**config["training"], **dataset_spec(dataset).get("training", {})}
     train_sigma = training.get("sigma", sigma)
     model = dataset_spec(dataset).get("model", config["model"])
-    path = f"results/models/{dataset}/{training['objective']}_sigma{train_sigma}.pt"
+    name, objective_params = objective or (training["objective"], training.get("objective_params", {}))
+    path = f"results/models/{dataset}/{name}_sigma{train_sigma}.pt"
     MODELS[path] = {
         "dataset": dataset,
         "sigma": train_sigma,
-        "objective": training["objective"],
+        "objective": name,
+        "objective_params": objective_params,
         "arch": model["arch"],
         "arch_params": model.get("params", {}),
         "epochs": training["epochs"],
@@ -48,12 +52,12 @@ def model_for(dataset, sigma):
     return path
 
 
-def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10):
+def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10, objective=None):
     """Register a certification run; return its CSV path."""
     path = f"results/certify/{dataset}/{method}/{tag}.csv"
     RUNS[path] = {
         "dataset": dataset,
-        "model": model_for(dataset, sigma),
+        "model": model_for(dataset, sigma, objective),
         "method": method,
         "sigma": sigma,
         "params": params,
@@ -87,27 +91,113 @@ SAMPLE_COUNT_RUNS = [
 
 PROFILE_MODELS = [model_for(config["cohen"]["dataset"], s) for s in config["profile"]["sigmas"]]
 
+def dimension_run(dataset, method, label, **params):
+    """Register one certification of the dimension sweep."""
+    dim = config["dimension"]
+    n = params.pop("n", dim["n"])
+    tag = f"{label}_sigma{dim['sigma']}_n{n}_{dim['max_inputs']}"
+    params = cohen_params(n, n0=dim["n0"], **params)
+    return certify_run(dataset, method, dim["sigma"], tag, params, dim["max_inputs"], 1, dim["pack"])
+
+
+def projected_dataset(dataset, rank):
+    """Register (once) the dataset whose model is the PCA-projected version of the dataset's model."""
+    name = f"{dataset}-pca{rank}"
+    spec = dataset_spec(dataset)
+    base = spec.get("model", config["model"])
+    model = {"arch": "projected", "params": {"rank": rank, "base_arch": base["arch"],
+                                             "base_config": base.get("params", {})}}
+    config["datasets"].setdefault(name, {**spec, "model": model})
+    return name
+
+
+DIMENSION = config.get("dimension")
 DIMENSION_RUNS = [
-    certify_run(dataset, "cohen", config["dimension"]["sigma"],
-                f"{noise}_sigma{config['dimension']['sigma']}_n{config['dimension']['n']}"
-                f"_{config['dimension']['max_inputs']}",
-                cohen_params(config["dimension"]["n"], noise=noise, n0=config["dimension"]["n0"]),
-                config["dimension"]["max_inputs"], 1, config["dimension"]["pack"])
-    for dataset in config["dimension"]["datasets"]
-    for noise in config["dimension"]["noises"]
-] if "dimension" in config else []
+    dimension_run(dataset, "cohen", noise, noise=noise)
+    for dataset in DIMENSION["datasets"]
+    for noise in DIMENSION["noises"]
+] if DIMENSION else []
+
+# the remedies: plain Gaussian RS, DSRS (with NP on its P samples) and projected RS at every d
+REMEDY_RUNS = []
+if DIMENSION and ("dsrs" in DIMENSION or "projected" in DIMENSION):
+    REMEDY_RUNS += [dimension_run(dataset, "cohen", "gaussian", noise="gaussian") for dataset in DIMENSION["datasets"]]
+    if "dsrs" in DIMENSION:
+        dsrs = DIMENSION["dsrs"]
+        REMEDY_RUNS += [
+            dimension_run(dataset, "dsrs", dsrs["secondary"], **dsrs)
+            for dataset in DIMENSION["datasets"]
+        ]
+    if "projected" in DIMENSION:
+        rank = DIMENSION["projected"]["rank"]
+        REMEDY_RUNS += [
+            dimension_run(projected_dataset(dataset, rank), "projected", "gaussian")
+            for dataset in DIMENSION["projected"]["datasets"]
+        ]
+    REMEDY_RUNS = list(dict.fromkeys(REMEDY_RUNS))
+
+
+def dsrs_run(secondary):
+    """One run of the DSRS comparison section (NP comes from the same P samples)."""
+    c = config["dsrs"]
+    extra = {"sigma_q": c["sigma_q"]} if secondary == "scaled" and "sigma_q" in c else {}
+    if secondary == "truncated" and "truncation" in c:
+        extra = {"truncation": c["truncation"]}
+    params = {"n0": c["n0"], "n": c["n"], "alpha": c["alpha"], "batch_size": c.get("batch_size", 1000),
+              "secondary": secondary, **extra}
+    inputs = c.get("max_inputs") or "all"
+    tag = f"{secondary}_sigma{c['sigma']}_n{c['n']}_{inputs}"
+    return certify_run(c["dataset"], "dsrs", c["sigma"], tag, params, c.get("max_inputs"), c["skip"], c["pack"])
+
+
+DSRS_RUNS = [dsrs_run(secondary) for secondary in config["dsrs"]["secondaries"]] if "dsrs" in config else []
 
 
 def profile_path(model):
     return model.replace("results/models/", "results/profile/").removesuffix(".pt") + ".csv"
 
 
-def study_outputs():
+# RS-aware training: one model per (objective, sigma), each certified with Cohen's CERTIFY
+TRAINING = config.get("training_methods")
+TRAINING_RUNS = [
+    certify_run(TRAINING["dataset"], "cohen", sigma,
+                f"gaussian_sigma{sigma}_n{TRAINING['n']}_{TRAINING['max_inputs']}_{objective}",
+                cohen_params(TRAINING["n"]), TRAINING["max_inputs"], 1, config["cohen"]["pack"],
+                objective=(objective, TRAINING["objectives"][objective] or {}))
+    for objective in TRAINING["objectives"]
+    for sigma in TRAINING["sigmas"]
+] if TRAINING else []
+
+
+def study_tables():
+    """Names of the tables this config's study writes (the claims table aside)."""
     tables = ["certified_accuracy", "sample_count", "profile"]
-    figures = ["certified_accuracy", "sample_count"]
     if DIMENSION_RUNS:
         tables += ["dimension", "dimension_slopes"]
+    if DSRS_RUNS:
+        tables += ["dsrs"]
+    if REMEDY_RUNS:
+        tables += ["dimension_remedies"]
+    if TRAINING_RUNS:
+        tables += ["training_methods"]
+    if "soundness" in config:
+        tables += ["soundness"]
+    return tables
+
+
+def study_figures():
+    figures = ["certified_accuracy", "sample_count"]
+    if DIMENSION_RUNS:
         figures += ["dimension"]
+    if REMEDY_RUNS:
+        figures += ["dimension_remedies"]
+    if TRAINING_RUNS:
+        figures += ["training_tradeoff"]
+    return figures
+
+
+def study_outputs():
+    tables = study_tables() + ["claims"]
     return [f"results/tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")] + [
-        f"figures/{f}.{ext}" for f in figures for ext in ("pdf", "png")
+        f"figures/{f}.{ext}" for f in study_figures() for ext in ("pdf", "png")
     ]

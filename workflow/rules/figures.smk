@@ -41,3 +41,34 @@ rule figure_dimension:
         "logs/figures/dimension.log",
     shell:
         "rsscale figure dimension --inputs {input} --out figures/dimension > {log} 2>&1"
+
+
+rule figure_dimension_remedies:
+    """DSRS gain, projected-RS gain and cost per input vs d."""
+    input:
+        REMEDY_RUNS,
+    output:
+        report("figures/dimension_remedies.png", caption="../report/dimension_remedies.rst",
+               category="Curse of dimensionality"),
+        "figures/dimension_remedies.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/dimension_remedies.log",
+    shell:
+        "rsscale figure remedies --inputs {input} --out figures/dimension_remedies > {log} 2>&1"
+
+
+rule figure_training_tradeoff:
+    """Accuracy vs ACR per training objective across sigma; ACR vs training cost."""
+    input:
+        TRAINING_RUNS,
+    output:
+        report("figures/training_tradeoff.png", caption="../report/training_tradeoff.rst", category="Trade-off"),
+        "figures/training_tradeoff.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/training_tradeoff.log",
+    shell:
+        "rsscale figure training --inputs {input} --out figures/training_tradeoff > {log} 2>&1"

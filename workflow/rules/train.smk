@@ -8,9 +8,10 @@ rule train:
         sha="results/models/{dataset}/{name}.pt.sha256",
     params:
         args=lambda w, output: (
-            "--arch {arch} --arch-params {ap} --objective {objective} --sigma {sigma} --epochs {epochs}"
-            " --batch-size {batch_size} --lr {lr}"
-        ).format(ap=as_json(MODELS[output.model]["arch_params"]), **MODELS[output.model]),
+            "--arch {arch} --arch-params {ap} --objective {objective} --objective-params {op} --sigma {sigma}"
+            " --epochs {epochs} --batch-size {batch_size} --lr {lr}"
+        ).format(ap=as_json(MODELS[output.model]["arch_params"]), op=as_json(MODELS[output.model]["objective_params"]),
+                 **MODELS[output.model]),
         seed=config["seed"],
     threads: 1
     conda:

@@ -102,3 +102,80 @@ def dimension_figure(rows: Sequence[dict], prefix) -> list[Path]:
              ha="center", fontsize=8)
     fig.tight_layout()
     return save(fig, prefix)
+
+
+REMEDY_STYLE = {"cohen": ("C0", "o"), "projected": ("C2", "^"), "np": ("C7", "s"), "dsrs": ("C3", "D")}
+
+
+def remedies_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """DSRS gain, projected-RS gain and cost per input vs d (rows of :func:`rsscale.analysis.remedies.remedy_rows`)."""
+    fig, (gain_dsrs, gain_projected, cost) = plt.subplots(1, 3, figsize=(13, 3.6))
+    groups = sorted({r["group"] for r in rows})
+    lines = ["-", "--", ":"]
+
+    dsrs = sorted({r["method"] for r in rows if r["method"].startswith("dsrs")})
+
+    def series(group, method, key):
+        subset = sorted((r for r in rows if r["group"] == group and r["method"] == method), key=lambda r: r["d"])
+        return np.array([r["d"] for r in subset], float), np.array([r[key] for r in subset], float)
+
+    for gi, group in enumerate(groups):
+        style = lines[gi % len(lines)]
+        for di, method in enumerate(dsrs):
+            d, gain = series(group, method, "gain_l2")
+            if len(d):
+                gain_dsrs.semilogx(d, gain, style, marker="D", color=f"C{3 + 2 * di}", label=f"{group}, {method}")
+        for norm, color in (("l2", "C2"), ("linf", "C4")):
+            d, gain = series(group, "projected", f"gain_{norm}")
+            if len(d):
+                label = f"{group}, " + norm.replace("inf", r"$_\infty$")
+                gain_projected.semilogx(d, gain, style, marker="^", color=color, label=label)
+        costs = [("cohen", "sampling_seconds", "Cohen: sampling"),
+                 ("projected", "sampling_seconds", "projected: sampling")]
+        for method in dsrs:
+            costs += [(method, "sampling_seconds", f"{method}: sampling (P and Q)"),
+                      (method, "radius_seconds", f"{method}: radius search")]
+        for method, key, label in costs:
+            d, seconds = series(group, method, key)
+            if len(d):
+                color, marker = REMEDY_STYLE["dsrs" if method.startswith("dsrs") else method]
+                face = "none" if key == "radius_seconds" else color
+                cost.loglog(d, seconds, style, marker=marker, color=color, markerfacecolor=face,
+                            label=f"{group}: {label}")
+    for ax in (gain_dsrs, gain_projected):
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.set_xlabel("input dimension d")
+        ax.legend(frameon=False, fontsize=7)
+    gain_dsrs.set_title("DSRS: ACR / NP ACR (same P samples)")
+    gain_dsrs.set_ylabel(r"$\ell_2$ ACR ratio")
+    gain_projected.set_title("projected RS: ACR / plain Gaussian RS ACR")
+    gain_projected.set_ylabel("ACR ratio")
+    cost.set_title("cost per input (median)")
+    cost.set_xlabel("input dimension d")
+    cost.set_ylabel("seconds")
+    cost.legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    return save(fig, prefix)
+
+
+def training_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """Left: smoothed clean accuracy vs ACR, one curve per training objective across sigma.
+    Right: ACR vs training time relative to Gaussian augmentation (rows of ``training_rows``)."""
+    fig, (tradeoff, cost) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, objective in enumerate(dict.fromkeys(r["objective"] for r in rows)):
+        subset = sorted((r for r in rows if r["objective"] == objective), key=lambda r: r["sigma"])
+        acr = [r["ACR"] for r in subset]
+        tradeoff.plot(acr, [r["r=0"] for r in subset], "o-", color=f"C{i}", label=objective)
+        for r in subset:
+            tradeoff.annotate(f"{r['sigma']:g}", (r["ACR"], r["r=0"]), fontsize=7, xytext=(3, 3),
+                              textcoords="offset points")
+        cost.semilogx([r["time_vs_gaussian"] for r in subset], acr, "o", color=f"C{i}", label=objective)
+    tradeoff.set_xlabel("ACR (l2)")
+    tradeoff.set_ylabel("certified accuracy at r = 0")
+    tradeoff.set_title("robustness vs accuracy (labels: sigma)")
+    tradeoff.legend(frameon=False, fontsize=8)
+    cost.set_xlabel("training wall-clock / Gaussian augmentation")
+    cost.set_ylabel("ACR (l2)")
+    cost.set_title("what the ACR costs to train")
+    fig.tight_layout()
+    return save(fig, prefix)

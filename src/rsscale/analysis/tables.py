@@ -19,9 +19,9 @@ def _cell(value, digits: int) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
-        text = text.replace(char, repl)
-    return text
+    specials = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}"}
+    return "".join(specials.get(char, char) for char in text)
 
 
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",

@@ -1,4 +1,12 @@
-"""One training loop for every objective: Adam, cosine schedule, seeded shuffling."""
+"""One training loop for every objective: Adam, cosine schedule, seeded shuffling.
+
+An objective is a callable ``objective(model, x, y, generator)`` returning
+``(loss, forward_passes, backward_passes)`` for the batch, or ``(loss,
+forward_passes)`` when it runs one backward pass per forward pass.  A pass is
+one input through the network: a batch of B inputs with m noisy copies each
+is m * B passes.  If the objective has ``start_epoch(epoch, epochs)``, ``fit``
+calls it before each epoch (0-based), e.g. for SmoothAdv's eps warm-up.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +17,28 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
+from rsscale.sampling import device_generator
+
 
 @dataclass
 class TrainingReport:
-    """What a training run cost and reached."""
+    """What a training run cost and reached.
+
+    ``examples`` counts inputs presented (epochs x training-set size);
+    ``forward_per_example`` and ``backward_per_example`` are the passes per
+    presented input, i.e. the cost relative to Gaussian augmentation (1 and 1).
+    """
 
     epochs: int
     steps: int
     seconds: float
     forward_passes: int
     final_loss: float
+    backward_passes: int = 0
+    examples: int = 0
+    forward_per_example: float = float("nan")
+    backward_per_example: float = float("nan")
+    seconds_per_epoch: float = float("nan")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -29,8 +49,9 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
         progress: bool = True) -> TrainingReport:
     """Train ``model`` in place by minimising ``objective`` over the data.
 
-    The generator drives both the shuffling and the objective's noise, so the
-    same seed gives the same weights on the same device.
+    The generator drives both the shuffling and the objective's noise (on a
+    CUDA device, through a device generator seeded from it), so the same seed
+    gives the same weights on the same device.
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
@@ -40,25 +61,37 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    passes, steps, loss_value = 0, 0, float("nan")
+    noise_generator = device_generator(generator, device)
+    start_epoch = getattr(objective, "start_epoch", None)
+    passes, backward, examples, steps, loss_value = 0, 0, 0, 0, float("nan")
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress)
-    for _ in bar:
+    for epoch in bar:
+        if start_epoch is not None:
+            start_epoch(epoch, epochs)
         order = torch.randperm(len(x_train), generator=generator)
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             x, y = x_train[idx].to(device), y_train[idx].to(device)
-            loss, used = objective(model, x, y, generator)
+            loss, used, *rest = objective(model, x, y, noise_generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            passes += used
+            passes += int(used)
+            backward += int(rest[0]) if rest else int(used)
+            examples += len(idx)
             steps += 1
             loss_value = float(loss.detach())
         bar.set_postfix(loss=f"{loss_value:.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
     model.eval()
-    return TrainingReport(epochs, steps, time.perf_counter() - start, passes, loss_value)
+    per = max(examples, 1)
+    return TrainingReport(epochs, steps, seconds, passes, loss_value, backward_passes=backward, examples=examples,
+                          forward_per_example=passes / per, backward_per_example=backward / per,
+                          seconds_per_epoch=seconds / epochs)
 
 
 @torch.inference_mode()

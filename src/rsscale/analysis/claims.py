@@ -1,0 +1,182 @@
+"""The claims ledger: each claim of the survey, a measurable statement, and a verdict from the results.
+
+A ledger (``workflow/config/claims.yaml``) lists claims; each names a *test*
+registered here and the tables it reads.  A test gets the rows of those tables
+and its parameters and returns the measured numbers (as text, with their
+uncertainty) and a verdict:
+
+* ``supported``: the statement holds by the test's rule;
+* ``not supported``: the measurement contradicts it;
+* ``inconclusive``: measured, but the uncertainty straddles the rule;
+* ``not measured``: the study (config) did not produce the tables it needs.
+
+Statistics: fitted slopes carry their least-squares standard error; gains
+across dimensions use a one-sided sign test (binomial, p = 1/2) on how many
+dimensions show a gain; monotone trends use Spearman's rank correlation.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest, spearmanr
+
+from rsscale.analysis.dimension import fit_slope
+
+VERDICTS = ("supported", "not supported", "inconclusive", "not measured")
+
+Rows = list[dict]
+Test = Callable[[dict[str, Rows], dict], tuple[str, str]]
+TESTS: dict[str, Test] = {}
+
+
+def test(name: str):
+    """Register a claim test under ``name``."""
+
+    def decorate(func: Test) -> Test:
+        TESTS[name] = func
+        return func
+
+    return decorate
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_table(path: str | Path) -> Rows:
+    """A table's CSV as a list of dicts, numbers parsed where they parse."""
+    with open(path, newline="") as handle:
+        return [{k: (v if math.isnan(_float(v)) and v.lower() != "nan" else _float(v)) for k, v in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def _sign_test(gains: Sequence[float]) -> tuple[int, float]:
+    """How many gains exceed 1, and the one-sided sign-test p-value of that count under no effect."""
+    above = sum(g > 1 for g in gains)
+    return above, float(binomtest(above, len(gains), 0.5, alternative="greater").pvalue) if gains else math.nan
+
+
+@test("slope")
+def slope_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """A fitted log-log slope of ACR vs d equals ``expected`` within ``tolerance`` (beyond 2 standard errors)."""
+    rows = [r for r in tables["dimension_slopes"]
+            if r["group"] == params["group"] and r["noise"] == params["noise"] and r["norm"] == params["norm"]]
+    if not rows:
+        return "no such slope in the table", "not measured"
+    slope, se = rows[0]["slope"], rows[0]["slope_se"]
+    se = 0.0 if math.isnan(se) else se
+    off = abs(slope - params["expected"])
+    measured = f"slope {slope:+.3f} +- {se:.3f} (d = {rows[0]['d_min']:.0f}..{rows[0]['d_max']:.0f})"
+    if off <= params["tolerance"]:
+        return measured, "supported"
+    return measured, "inconclusive" if off <= params["tolerance"] + 2 * se else "not supported"
+
+
+@test("gain_over_d")
+def gain_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """``method``'s ACR gain over its reference exceeds 1 at more dimensions than chance (sign test at ``level``)
+    and, with ``cost_column``, costs more than the reference."""
+    rows = [r for r in tables["dimension_remedies"] if r["method"] == params["method"]
+            and (params.get("group") is None or r["group"] == params["group"])]
+    gains = [r[f"gain_{params.get('norm', 'l2')}"] for r in rows]
+    gains = [g for g in gains if isinstance(g, float) and not math.isnan(g)]
+    if not gains:
+        return "no rows", "not measured"
+    above, p = _sign_test(gains)
+    measured = (f"gain {min(gains):.3f}..{max(gains):.3f} (median {np.median(gains):.3f}); > 1 at {above}/{len(gains)}"
+                f" d (sign test p = {p:.3g})")
+    if params.get("growing"):
+        d = [r["d"] for r in rows]
+        rho = spearmanr(d, [r[f"gain_{params.get('norm', 'l2')}"] for r in rows]).statistic
+        measured += f"; Spearman(d, gain) = {rho:+.2f}"
+    holds = above == len(gains) or p <= params.get("level", 0.05)
+    if "cost" in params:
+        cost = params["cost"]
+        ratios = []
+        for row in rows:
+            ref = [r for r in tables["dimension_remedies"] if r["group"] == row["group"] and r["d"] == row["d"]
+                   and r["method"] == cost["reference"]]
+            if ref:
+                mine = sum(row[c] for c in cost["columns"])
+                theirs = sum(ref[0][c] for c in cost["columns"])
+                ratios.append(mine / theirs if theirs > 0 else math.inf)
+        if ratios:
+            measured += f"; cost vs {cost['reference']}: x{np.median(ratios):.2f} median"
+            holds = holds and np.median(ratios) > 1
+    if holds:
+        return measured, "supported"
+    return measured, "not supported" if above <= len(gains) / 2 else "inconclusive"
+
+
+@test("sigma_tradeoff")
+def sigma_tradeoff_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """Clean certified accuracy (r = 0) falls as sigma grows, and the largest radius certified for any input grows."""
+    rows = sorted(tables["certified_accuracy"], key=lambda r: r["sigma"])
+    radii = sorted(float(k.split("=")[1]) for k in rows[0] if k.startswith("r="))
+    if len(rows) < 3:
+        return "fewer than 3 sigmas", "not measured"
+    sigmas = [r["sigma"] for r in rows]
+    clean = [r["r=0"] for r in rows]
+    reach = [max((rad for rad in radii if r[f"r={rad:g}"] > 0), default=0.0) for r in rows]
+    rho_clean = spearmanr(sigmas, clean).statistic if len(set(clean)) > 1 else 0.0
+    measured = (f"accuracy at r = 0: {', '.join(f'{c:.3f}' for c in clean)} (Spearman with sigma {rho_clean:+.2f}); "
+                f"largest certified radius in the table: {', '.join(f'{x:g}' for x in reach)}")
+    falls = rho_clean <= -params.get("min_rho", 0.8)
+    grows = reach[-1] > reach[0] or max(reach) > reach[0]
+    if falls and grows:
+        return measured, "supported"
+    return measured, "not supported" if not falls and not grows else "inconclusive"
+
+
+@test("cost_in_n")
+def cost_in_n_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """Wall-clock grows like n (log-log slope within ``tolerance`` of 1 for n >= ``n_min``) while the ACR gained
+    over the last decade of n is below ``max_gain`` (relative)."""
+    rows = sorted(tables["sample_count"], key=lambda r: r["n"])
+    big = [r for r in rows if r["n"] >= params.get("n_min", 1000)]
+    if len(big) < 2:
+        return "fewer than 2 sample counts", "not measured"
+    slope, se = fit_slope([r["n"] for r in big], [r["seconds_median"] for r in big])
+    se = 0.0 if math.isnan(se) else se
+    last, before = rows[-1], [r for r in rows if r["n"] <= rows[-1]["n"] / 10]
+    gain = last["ACR"] / before[-1]["ACR"] - 1 if before and before[-1]["ACR"] > 0 else math.nan
+    measured = (f"time slope {slope:.2f} +- {se:.2f} in n = {big[0]['n']:.0f}..{big[-1]['n']:.0f}; ACR "
+                f"{before[-1]['ACR']:.3f} -> {last['ACR']:.3f} (+{100 * gain:.1f} %) for 10x the samples"
+                if before else f"time slope {slope:.2f} +- {se:.2f}")
+    linear = abs(slope - 1) <= params.get("tolerance", 0.2) + 2 * se
+    slow = not math.isnan(gain) and gain <= params.get("max_gain", 0.2)
+    if linear and slow:
+        return measured, "supported"
+    return measured, "not supported" if not linear and not slow else "inconclusive"
+
+
+@test("pending")
+def pending_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """A claim whose experiment the study does not run yet."""
+    return params.get("note", "no experiment yet"), "not measured"
+
+
+def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
+    """One verdict row per claim of the ledger, reading ``<table_dir>/<table>.csv``."""
+    rows = []
+    for claim in ledger:
+        if claim["test"] not in TESTS:
+            raise ValueError(f"claim {claim['id']!r}: unknown test {claim['test']!r}; known: {sorted(TESTS)}")
+        paths = {name: Path(table_dir) / f"{name}.csv" for name in claim.get("tables", [])}
+        missing = [name for name, path in paths.items() if not path.exists()]
+        if missing:
+            measured, verdict = f"tables not produced by this study: {', '.join(missing)}", "not measured"
+        else:
+            tables = {name: read_table(path) for name, path in paths.items()}
+            measured, verdict = TESTS[claim["test"]](tables, claim.get("params", {}))
+        rows.append({"id": claim["id"], "section": claim["section"], "claim": claim["claim"],
+                     "statement": claim["statement"], "measured": measured, "verdict": verdict})
+    return rows

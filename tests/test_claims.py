@@ -1,0 +1,95 @@
+"""The claims ledger: every claim is well formed and names a known test; each test reaches each verdict."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rsscale.analysis import claims
+from rsscale.cli import main
+
+LEDGER = Path(__file__).resolve().parents[1] / "workflow" / "config" / "claims.yaml"
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_the_ledger_covers_the_survey_claims_with_known_tests():
+    ledger = yaml.safe_load(LEDGER.read_text())["claims"]
+    ids = [c["id"] for c in ledger]
+    assert len(ids) == len(set(ids)) >= 13
+    for claim in ledger:
+        assert {"id", "section", "claim", "statement", "test"} <= set(claim), claim["id"]
+        assert claim["test"] in claims.TESTS, claim["id"]
+    assert {"linf-dimension", "dsrs-beats-np", "projection-helps", "sigma-tradeoff", "cost-linear-in-n"} <= set(ids)
+
+
+def slope_table(slope, se):
+    return {"dimension_slopes": [{"group": "synthetic", "noise": "gaussian", "norm": "linf", "points": 5,
+                                  "d_min": 10.0, "d_max": 1e5, "slope": slope, "slope_se": se}]}
+
+
+@pytest.mark.parametrize(("slope", "se", "verdict"), [(-0.49, 0.01, "supported"), (-0.2, 0.01, "not supported"),
+                                                     (-0.4, 0.04, "inconclusive")])
+def test_slope_verdicts(slope, se, verdict):
+    params = {"group": "synthetic", "noise": "gaussian", "norm": "linf", "expected": -0.5, "tolerance": 0.05}
+    measured, got = claims.TESTS["slope"](slope_table(slope, se), params)
+    assert got == verdict and f"{slope:+.3f}" in measured
+
+
+def remedy_rows(gains, seconds=(2.0, 1.0)):
+    rows = []
+    for d, gain in zip((10, 100, 1000, 10000), gains, strict=True):
+        rows.append({"group": "synthetic", "d": float(d), "method": "cohen", "gain_l2": 1.0,
+                     "sampling_seconds": seconds[1], "radius_seconds": 0.0})
+        rows.append({"group": "synthetic", "d": float(d), "method": "dsrs_truncated", "gain_l2": gain,
+                     "sampling_seconds": seconds[0], "radius_seconds": 0.01})
+    return {"dimension_remedies": rows}
+
+
+def test_gain_verdicts_use_the_sign_test_and_the_cost():
+    params = {"method": "dsrs_truncated", "norm": "l2",
+              "cost": {"reference": "cohen", "columns": ["sampling_seconds", "radius_seconds"]}}
+    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 1.01, 1.03]), params)[1] == "supported"
+    assert claims.TESTS["gain_over_d"](remedy_rows([0.99, 0.98, 1.0, 0.97]), params)[1] == "not supported"
+    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 0.99, 1.03]), params)[1] == "inconclusive"
+    cheaper = remedy_rows([1.02, 1.05, 1.01, 1.03], seconds=(0.5, 1.0))  # a gain that costs less is not the claim
+    assert claims.TESTS["gain_over_d"](cheaper, params)[1] != "supported"
+
+
+def test_sigma_tradeoff_and_cost_in_n():
+    accuracy = [{"sigma": s, "inputs": 360.0, "r=0": a, "r=0.5": b, "r=1": c, "ACR": 0.3}
+                for s, a, b, c in ((0.12, 0.98, 0.0, 0.0), (0.25, 0.97, 0.6, 0.0), (0.5, 0.9, 0.4, 0.01))]
+    assert claims.TESTS["sigma_tradeoff"]({"certified_accuracy": accuracy}, {})[1] == "supported"
+    flat = [dict(row, **{"r=0": 0.9}) for row in accuracy]
+    assert claims.TESTS["sigma_tradeoff"]({"certified_accuracy": flat}, {})[1] == "inconclusive"
+    counts = [{"n": float(n), "seconds_median": n * 1e-5, "ACR": acr}
+              for n, acr in ((100, 0.3), (1000, 0.45), (10000, 0.55), (100000, 0.6))]
+    params = {"n_min": 1000, "tolerance": 0.2, "max_gain": 0.2}
+    measured, verdict = claims.TESTS["cost_in_n"]({"sample_count": counts}, params)
+    assert verdict == "supported" and "slope 1.00" in measured
+    quadratic = [dict(row, seconds_median=row["n"] ** 2 * 1e-9) for row in counts]
+    assert claims.TESTS["cost_in_n"]({"sample_count": quadratic}, params)[1] == "inconclusive"
+
+
+def test_cli_writes_the_verdict_table_and_marks_missing_tables(tmp_path):
+    table = slope_table(-0.5, 0.002)["dimension_slopes"]
+    write_csv(tmp_path / "dimension_slopes.csv", table)
+    ledger = tmp_path / "claims.yaml"
+    ledger.write_text(yaml.safe_dump({"claims": [
+        {"id": "a", "section": "2.1", "claim": "c", "statement": "s", "test": "slope", "tables": ["dimension_slopes"],
+         "params": {"group": "synthetic", "noise": "gaussian", "norm": "linf", "expected": -0.5, "tolerance": 0.05}},
+        {"id": "b", "section": "2.3", "claim": "c", "statement": "s", "test": "cost_in_n", "tables": ["sample_count"]},
+    ]}))
+    assert main(["claims", "--ledger", str(ledger), "--tables", str(tmp_path), "--out", str(tmp_path / "v")]) == 0
+    rows = list(csv.DictReader((tmp_path / "v.csv").open()))
+    assert [(r["id"], r["verdict"]) for r in rows] == [("a", "supported"), ("b", "not measured")]
+    assert (tmp_path / "v.tex").read_text().startswith(r"\begin{tabular}")
+    ledger.write_text(yaml.safe_dump({"claims": [{"id": "x", "section": "1", "claim": "c", "statement": "s",
+                                                  "test": "no_such_test"}]}))
+    assert main(["claims", "--ledger", str(ledger), "--tables", str(tmp_path), "--out", str(tmp_path / "w")]) == 2
