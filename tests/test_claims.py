@@ -93,3 +93,20 @@ def test_cli_writes_the_verdict_table_and_marks_missing_tables(tmp_path):
     ledger.write_text(yaml.safe_dump({"claims": [{"id": "x", "section": "1", "claim": "c", "statement": "s",
                                                   "test": "no_such_test"}]}))
     assert main(["claims", "--ledger", str(ledger), "--tables", str(tmp_path), "--out", str(tmp_path / "w")]) == 2
+
+
+def test_cost_cut_needs_both_the_saving_and_the_quality():
+    rows = [{"label": "cohen n=100000", "method": "cohen", "forward_passes_mean": 100100.0, "passes_saved_x": 1.0,
+             "ACR": 0.6, "same_decision": float("nan"), "inputs": 60.0},
+            {"label": "betting r=0.25", "method": "adaptive", "forward_passes_mean": 500.0, "passes_saved_x": 200.0,
+             "ACR": float("nan"), "same_decision": 0.98, "inputs": 60.0}]
+    params = {"method": "adaptive", "min_saving": 50, "min_agreement": 0.97}
+    measured, verdict = claims.TESTS["cost_cut"]({"inference_cost": rows}, params)
+    assert verdict == "supported" and "200x fewer passes" in measured
+    rows[1]["same_decision"] = 0.9
+    assert claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[1] == "inconclusive"
+    rows[1].update(passes_saved_x=2.0)
+    assert claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[1] == "not supported"
+    iss = dict(rows[1], method="iss_sound", label="iss_sound", passes_saved_x=3.0, ACR=0.58)
+    verdict = claims.TESTS["cost_cut"]({"inference_cost": [rows[0], iss]}, {"method": "iss_sound", "max_acr_loss": 0.1})
+    assert verdict[1] == "supported" and "-3.3 %" in verdict[0]

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rsscale import methods
-from rsscale.analysis import dimension, figures, remedies, tables
+from rsscale.analysis import cost, dimension, figures, remedies, tables
 from rsscale.analysis import training as training_analysis
 from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
@@ -214,6 +214,8 @@ def cmd_table(args) -> None:
                   f"{row['theory_if_native_constant']:+.1f})")
     elif args.kind == "training":
         rows = training_analysis.training_rows(runs, args.radii)
+    elif args.kind == "cost":
+        rows = cost.cost_rows(runs)
     elif args.kind == "remedies":
         rows = remedies.remedy_rows(runs, args.radii)
         for row in rows:
@@ -259,6 +261,8 @@ def cmd_figure(args) -> None:
         figures.dimension_figure(dimension.dimension_rows(runs, [], []), args.out)
     elif args.kind == "remedies":
         figures.remedies_figure(remedies.remedy_rows(runs), args.out)
+    elif args.kind == "cost":
+        figures.cost_frontier_figure(cost.cost_rows(runs), args.out)
     elif args.kind == "training":
         figures.training_tradeoff_figure(training_analysis.training_rows(runs, [0.0]), args.out)
     else:
@@ -459,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
     p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension", "remedies",
-                                         "training"])
+                                         "training", "cost"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="l2 radii of the certified-accuracy columns")
@@ -473,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension", "remedies", "training"])
+    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension", "remedies", "training",
+                                                    "cost"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")

@@ -357,9 +357,9 @@ _ball_case("scaled", max_trials=200)
 _half_space_case("iss", "gaussian", 100, axis=None)
 _half_space_case("iss_sound", "gaussian", 100, axis=None)
 
-# decision at a target radius: the certified radius is r_target = 0.2 (p* = Phi(0.4) = 0.66)
+# decision at a target radius: the certified radius is r_target = 0.1 (p* = Phi(0.2) = 0.58)
 for _strategy in ("horvath", "betting", "union"):
-    _half_space_case("adaptive", _strategy, 100, axis=None, r_target=0.2, strategy=_strategy)
+    _half_space_case("adaptive", _strategy, 100, axis=None, r_target=0.1, strategy=_strategy)
 
 
 #: The planted subspace of the projected case: one random-sign direction per block of coordinates.

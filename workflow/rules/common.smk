@@ -1,6 +1,7 @@
 # Helpers shared by every stage: config validation, the registries of models and
 # certification runs the config asks for, and argument quoting.
 import json
+import math
 import os
 import shlex
 
@@ -8,6 +9,24 @@ from snakemake.utils import validate
 
 
 validate(config, schema="../config/schema.yaml")
+
+
+def check_config(value, where="config"):
+    """What the schema cannot say: no NaN or infinite number anywhere, and n0 <= n in every section that has both."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} = {value}: every number in the config must be finite")
+    if isinstance(value, dict):
+        if "n0" in value and "n" in value and value["n0"] > value["n"]:
+            raise ValueError(f"{where}: n0 = {value['n0']} exceeds n = {value['n']} (selection samples must not "
+                             f"outnumber estimation samples)")
+        for key, item in value.items():
+            check_config(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_config(item, f"{where}[{i}]")
+
+
+check_config(config)
 
 
 def as_json(value):
@@ -157,6 +176,30 @@ def profile_path(model):
     return model.replace("results/models/", "results/profile/").removesuffix(".pt") + ".csv"
 
 
+# the inference cost: ISS and adaptive certification next to the sample-count sweep (same model and inputs)
+COST = config.get("inference_cost")
+COST_RUNS = []
+if COST:
+    _sweep = config["sample_count"]
+    _n_max = max(_sweep["ns"])
+
+    def cost_run(method, tag, **params):
+        return certify_run(config["cohen"]["dataset"], method, _sweep["sigma"],
+                           f"{tag}_sigma{_sweep['sigma']}_n{_n_max}_{_sweep['max_inputs']}",
+                           {"n": _n_max, "alpha": config["cohen"]["alpha"], "batch_size": config["cohen"]["batch_size"],
+                            **params}, _sweep["max_inputs"], config["cohen"]["skip"], config["cohen"]["pack"])
+
+    if "iss" in COST:
+        COST_RUNS += [cost_run(method, method, **COST["iss"]) for method in ("iss", "iss_sound")]
+    if "adaptive" in COST:
+        _adaptive = {k: v for k, v in COST["adaptive"].items() if k not in ("strategies", "r_targets")}
+        COST_RUNS += [
+            cost_run("adaptive", f"{strategy}_r{r}", strategy=strategy, r_target=r, **_adaptive)
+            for strategy in COST["adaptive"]["strategies"]
+            for r in COST["adaptive"]["r_targets"]
+        ]
+
+
 # RS-aware training: one model per (objective, sigma), each certified with Cohen's CERTIFY
 TRAINING = config.get("training_methods")
 TRAINING_RUNS = [
@@ -182,6 +225,8 @@ def study_tables():
         tables += ["training_methods"]
     if "soundness" in config:
         tables += ["soundness"]
+    if COST_RUNS:
+        tables += ["inference_cost"]
     return tables
 
 
@@ -193,6 +238,8 @@ def study_figures():
         figures += ["dimension_remedies"]
     if TRAINING_RUNS:
         figures += ["training_tradeoff"]
+    if COST_RUNS:
+        figures += ["cost_frontier"]
     return figures
 
 

@@ -72,3 +72,18 @@ rule figure_training_tradeoff:
         "logs/figures/training_tradeoff.log",
     shell:
         "rsscale figure training --inputs {input} --out figures/training_tradeoff > {log} 2>&1"
+
+
+rule figure_cost_frontier:
+    """ACR vs forward passes (Cohen's sweep, ISS); certified accuracy at target radii vs passes (adaptive)."""
+    input:
+        SAMPLE_COUNT_RUNS + COST_RUNS,
+    output:
+        report("figures/cost_frontier.png", caption="../report/cost_frontier.rst", category="Inference cost"),
+        "figures/cost_frontier.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/cost_frontier.log",
+    shell:
+        "rsscale figure cost --inputs {input} --out figures/cost_frontier > {log} 2>&1"

@@ -147,3 +147,17 @@ rule table_soundness:
     shell:
         "rsscale harness --trials {params.trials} --alpha {params.alpha} --seed {params.seed} --threads {threads}"
         " --out results/tables/soundness 2>&1 | tee {log}"
+
+
+rule table_inference_cost:
+    """ISS and adaptive certification vs Cohen's sample-count sweep: passes, ACR, decisions at target radii."""
+    input:
+        SAMPLE_COUNT_RUNS + COST_RUNS,
+    output:
+        multiext("results/tables/inference_cost", ".csv", ".md", ".tex"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/inference_cost.log",
+    shell:
+        "rsscale table cost --inputs {input} --out results/tables/inference_cost 2>&1 | tee {log}"

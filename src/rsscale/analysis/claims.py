@@ -158,6 +158,35 @@ def cost_in_n_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
     return measured, "not supported" if not linear and not slow else "inconclusive"
 
 
+@test("cost_cut")
+def cost_cut_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """Every run of ``method`` saves at least ``min_saving`` x the reference's forward passes, and either keeps
+    the ACR within ``max_acr_loss`` (relative) of the reference or takes the reference's decision at its target
+    radius on at least ``min_agreement`` of the inputs."""
+    rows = tables["inference_cost"]
+    reference = max((r for r in rows if r["method"] == "cohen"), key=lambda r: r["forward_passes_mean"], default=None)
+    mine = [r for r in rows if r["method"] == params["method"]]
+    if not mine or reference is None:
+        return "no rows", "not measured"
+    parts, saving_ok, quality_ok = [], [], []
+    for row in mine:
+        saving = row["passes_saved_x"]
+        saving_ok.append(saving >= params.get("min_saving", 1.0))
+        if "min_agreement" in params:
+            quality = row["same_decision"]
+            quality_ok.append(quality >= params["min_agreement"])
+            parts.append(f"{row['label']}: {saving:.0f}x fewer passes, same decision on {100 * quality:.0f} %")
+        else:
+            loss = 1 - row["ACR"] / reference["ACR"] if reference["ACR"] > 0 else math.nan
+            quality_ok.append(loss <= params.get("max_acr_loss", 0.1))
+            parts.append(f"{row['label']}: {saving:.1f}x fewer passes, ACR {row['ACR']:.3f} vs {reference['ACR']:.3f}"
+                         f" ({-100 * loss:+.1f} %)")
+    measured = f"{'; '.join(parts)} (reference {reference['label']}, {int(mine[0]['inputs'])} inputs)"
+    if all(saving_ok) and all(quality_ok):
+        return measured, "supported"
+    return measured, "not supported" if not any(saving_ok) and not any(quality_ok) else "inconclusive"
+
+
 @test("pending")
 def pending_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
     """A claim whose experiment the study does not run yet."""

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rsscale.analysis.results import Run  # noqa: E402
+from rsscale.provenance import atomic_path  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
                      "font.size": 10, "svg.hashsalt": "rsscale", "pdf.fonttype": 42})
@@ -20,9 +21,9 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "
 def save(fig, prefix: str | Path) -> list[Path]:
     """Save a figure as ``prefix.pdf`` and ``prefix.png`` (no timestamps, so reruns give the same bytes)."""
     paths = [Path(f"{prefix}{ext}") for ext in (".pdf", ".png")]
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"Software": None})
+    for path, metadata in zip(paths, ({"CreationDate": None}, {"Software": None}), strict=True):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return paths
 
@@ -177,5 +178,40 @@ def training_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
     cost.set_xlabel("training wall-clock / Gaussian augmentation")
     cost.set_ylabel("ACR (l2)")
     cost.set_title("what the ACR costs to train")
+    fig.tight_layout()
+    return save(fig, prefix)
+
+
+def cost_frontier_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """Left: ACR vs mean forward passes per input (Cohen's sample-count sweep as a line, ISS as markers; hollow =
+    flagged unsound). Right: certified accuracy at each target radius vs passes, adaptive certifiers as markers
+    (rows of :func:`rsscale.analysis.cost.cost_rows`)."""
+    fig, (frontier, decisions) = plt.subplots(1, 2, figsize=(11, 3.8))
+    cohen = sorted((r for r in rows if r["method"] == "cohen"), key=lambda r: r["forward_passes_mean"])
+    passes = [r["forward_passes_mean"] for r in cohen]
+    frontier.semilogx(passes, [r["ACR"] for r in cohen], "o-", color="C0", label="Cohen, n = 10^2 .. 10^5")
+    for i, row in enumerate(r for r in rows if r["method"] not in ("cohen", "adaptive")):
+        face = f"C{i + 1}" if row["sound"] else "none"
+        frontier.semilogx(row["forward_passes_mean"], row["ACR"], "D", color=f"C{i + 1}", markerfacecolor=face,
+                          label=row["label"] + ("" if row["sound"] else " (unsound)"))
+    frontier.set_xlabel("forward passes per input (mean)")
+    frontier.set_ylabel("ACR (l2)")
+    frontier.set_title("cost frontier")
+    frontier.legend(frameon=False, fontsize=7)
+    targets = sorted(float(k.split("@")[1]) for k in rows[0] if k.startswith("cert_acc@"))
+    markers = {"horvath": "s", "betting": "^", "union": "v"}
+    for ti, r in enumerate(targets):
+        color = f"C{ti}"
+        decisions.semilogx(passes, [c[f"cert_acc@{r:g}"] for c in cohen], "o-", color=color, alpha=0.6,
+                           label=f"Cohen, r = {r:g}")
+        for row in rows:
+            if row["method"] == "adaptive" and row["r_target"] == r:
+                strategy = row["label"].split()[0]
+                decisions.semilogx(row["forward_passes_mean"], row["cert_acc_at_target"], markers.get(strategy, "x"),
+                                   color=color, label=f"{strategy}, r = {r:g}")
+    decisions.set_xlabel("forward passes per input (mean)")
+    decisions.set_ylabel("certified accuracy at r")
+    decisions.set_title("deciding at a target radius")
+    decisions.legend(frameon=False, fontsize=7, ncol=2)
     fig.tight_layout()
     return save(fig, prefix)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rsscale.analysis.results import Run
+from rsscale.provenance import atomic_path, write_text_atomic
 
 
 def _cell(value, digits: int) -> str:
@@ -28,8 +29,7 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
                 digits: int = 3) -> list[Path]:
     """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths."""
     paths = [Path(f"{prefix}{ext}") for ext in (".csv", ".md", ".tex")]
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    with paths[0].open("w", newline="") as handle:
+    with atomic_path(paths[0]) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -38,12 +38,12 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
     markdown += ["| " + " | ".join(line) + " |" for line in cells]
     if caption:
         markdown = [f"*{caption}*", ""] + markdown
-    paths[1].write_text("\n".join(markdown) + "\n")
+    write_text_atomic(paths[1], "\n".join(markdown) + "\n")
     latex = [r"\begin{tabular}{" + "r" * len(columns) + "}", r"\toprule",
              " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]
     latex += [" & ".join(_latex_escape(c) for c in line) + r" \\" for line in cells]
     latex += [r"\bottomrule", r"\end{tabular}"]
-    paths[2].write_text("\n".join(latex) + "\n")
+    write_text_atomic(paths[2], "\n".join(latex) + "\n")
     return paths
 
 
