@@ -110,3 +110,16 @@ def test_cost_cut_needs_both_the_saving_and_the_quality():
     iss = dict(rows[1], method="iss_sound", label="iss_sound", passes_saved_x=3.0, ACR=0.58)
     verdict = claims.TESTS["cost_cut"]({"inference_cost": [rows[0], iss]}, {"method": "iss_sound", "max_acr_loss": 0.1})
     assert verdict[1] == "supported" and "-3.3 %" in verdict[0]
+
+
+def test_training_gain_compares_acr_and_cost_with_gaussian():
+    rows = [{"objective": o, "sigma": s, "ACR_vs_gaussian": ratio, "time_vs_gaussian": time}
+            for o, ratio, time in (("gaussian", 1.0, 1.0), ("macer", 1.2, 4.0), ("smoothadv", 1.1, 3.0))
+            for s in (0.25, 0.5, 1.0)]
+    table = {"training_methods": rows}
+    assert claims.TESTS["training_gain"](table, {"objectives": ["macer", "smoothadv"]})[1] == "supported"
+    measured, verdict = claims.TESTS["training_gain"](table, {"objectives": ["macer"], "cheaper": "macer",
+                                                              "dearer": "smoothadv"})
+    assert verdict == "inconclusive" and "macer x4.0" in measured  # the gain holds, the cost comparison does not
+    worse = [dict(r, ACR_vs_gaussian=0.9) if r["objective"] == "macer" else r for r in rows]
+    assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"]})[1] == "not supported"

@@ -57,6 +57,8 @@ def test_every_declared_output_exists_and_parses(finished_run):
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         elif path.suffix == ".pdf":
             assert path.read_bytes()[:5] == b"%PDF-", name
+        elif path.name == "numbers.tex":  # the report's settings, as macros
+            assert r"\newcommand" in path.read_text(), name
         elif path.suffix == ".tex":
             assert r"\begin{tabular}" in path.read_text(), name
     certified = list(csv.DictReader((finished_run / "results/tables/certified_accuracy.csv").open()))
@@ -64,6 +66,16 @@ def test_every_declared_output_exists_and_parses(finished_run):
     remedies = list(csv.DictReader((finished_run / "results/tables/dimension_remedies.csv").open()))
     assert sorted((int(r["d"]), r["method"]) for r in remedies) == sorted(
         (d, m) for d in (10, 100) for m in ("cohen", "projected", "np", "dsrs_truncated"))
+    verdicts = list(csv.DictReader((finished_run / "results/tables/claims.csv").open()))
+    ledger = yaml.safe_load((REPO / "workflow/config/claims.yaml").read_text())["claims"]
+    assert [r["id"] for r in verdicts] == [c["id"] for c in ledger]
+    assert {r["verdict"] for r in verdicts} <= {"supported", "not supported", "inconclusive", "not measured"}
+    soundness = list(csv.DictReader((finished_run / "results/tables/soundness.csv").open()))
+    assert soundness and all(r["verdict"] != "FAIL" for r in soundness)
+    trained = list(csv.DictReader((finished_run / "results/tables/training_methods.csv").open()))
+    assert sorted({r["objective"] for r in trained}) == ["gaussian", "macer", "smoothadv"]
+    cost = list(csv.DictReader((finished_run / "results/tables/inference_cost.csv").open()))
+    assert {r["method"] for r in cost} == {"cohen", "iss", "iss_sound", "adaptive"}
     dsrs = [r for r in remedies if r["method"] == "dsrs_truncated"]
     assert all(float(r["gain_l2"]) >= 1.0 or float(r["ACR_l2"]) == 0.0 for r in dsrs)  # never below NP
 

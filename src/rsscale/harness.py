@@ -390,3 +390,42 @@ def _projected_linear(trials, seed, alpha, factory):
     noise = Gaussian(SIGMA)
     return interval_outcomes(oracle, noise, certifier, _half_space_positions(noise), trials, seed,
                              ["l1", "l2", "linf"])
+
+
+# ensemble of three half-spaces u . x >= a, a = -0.2, 0.2, 0 (same u): their summed one-hot votes are the majority,
+# i.e. the half-space u . x >= 0; with K = 2 consensus the third member decides only where the first two disagree
+ENSEMBLE_THRESHOLDS = (-0.2, 0.2, 0.0)
+
+
+def _ensemble_case(consensus: int | None):
+    def run(trials, seed, alpha, factory):
+        u = unit_vector(100, None)
+        members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
+        oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
+        certifier = _build(factory, "ensemble", members, 2, N, alpha, 100, consensus=consensus)
+        noise = Gaussian(SIGMA)
+        return interval_outcomes(oracle, noise, certifier, _half_space_positions(noise), trials, seed, ["l2"])
+
+    run.__doc__ = (f"majority of the half-spaces u . x >= a, a in {ENSEMBLE_THRESHOLDS} (= the half-space u . x >= 0), "
+                   f"d = 100, consensus K = {consensus or 3}; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|")
+    case("ensemble", f"majority-rotated-d100-K{consensus or 3}", dim=100)(run)
+
+
+_ensemble_case(None)
+_ensemble_case(2)
+
+# dipole smoothing: tight on a half-space (S a slab, N the far half-space); the 3-class oracle exercises multi-class
+_half_space_case("dipole", "gaussian", 100, axis=None)
+
+
+@case("dipole", "gaussian-3class-d16", dim=16)
+def _dipole_three_class(trials, seed, alpha, factory):
+    """classes 1 | 0 | 2 split at u . x = -0.4, 0.4 (u random, d = 16), Gaussian noise; t ~ U(-1.5, 1.5);
+    true radius: distance to the nearest change of g's class"""
+    oracle = IntervalClassifier(unit_vector(16, None, 1), [-0.4, 0.4], [1, 0, 2], num_classes=3)
+    certifier = _build(factory, "dipole", oracle, 3, N, alpha, 16)
+    return interval_outcomes(oracle, Gaussian(SIGMA), certifier, _uniform_positions(-1.5, 1.5), trials, seed, ["l2"])
+
+
+# QCRS (flagged unsound: sigma depends on x); on a half-space g's class and radius do not depend on sigma
+_half_space_case("qcrs", "gaussian", 100, axis=None, n_search=100, steps=4)
