@@ -429,3 +429,6 @@ def _dipole_three_class(trials, seed, alpha, factory):
 
 # QCRS (flagged unsound: sigma depends on x); on a half-space g's class and radius do not depend on sigma
 _half_space_case("qcrs", "gaussian", 100, axis=None, n_search=100, steps=4)
+
+# DDRS (flagged unsound: sigma depends on x); on a half-space g's class and radius do not depend on sigma
+_half_space_case("ddrs", "gaussian", 100, axis=None, n_opt=10, steps=3)

@@ -58,9 +58,9 @@ def read_table(path: str | Path) -> Rows:
                 for row in csv.DictReader(handle)]
 
 
-def _sign_test(gains: Sequence[float]) -> tuple[int, float]:
-    """How many gains exceed 1, and the one-sided sign-test p-value of that count under no effect."""
-    above = sum(g > 1 for g in gains)
+def _sign_test(gains: Sequence[float], min_gain: float = 0.0) -> tuple[int, float]:
+    """How many gains exceed 1 + min_gain, and the one-sided sign-test p-value of that count under no effect."""
+    above = sum(g > 1 + min_gain for g in gains)
     return above, float(binomtest(above, len(gains), 0.5, alternative="greater").pvalue) if gains else math.nan
 
 
@@ -92,9 +92,10 @@ def gain_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
     gains = [g for g in gains if isinstance(g, float) and not math.isnan(g)]
     if not gains:
         return "no rows", "not measured"
-    above, p = _sign_test(gains)
-    measured = (f"gain {min(gains):.3f}..{max(gains):.3f} (median {np.median(gains):.3f}); > 1 at {above}/{len(gains)}"
-                f" d (sign test p = {p:.3g})")
+    min_gain = params.get("min_gain", 0.0)
+    above, p = _sign_test(gains, min_gain)
+    measured = (f"gain {min(gains):.3f}..{max(gains):.3f} (median {np.median(gains):.3f}); > {1 + min_gain:g} at "
+                f"{above}/{len(gains)} d (sign test p = {p:.3g})")
     if params.get("growing"):
         d = [r["d"] for r in rows]
         rho = spearmanr(d, [r[f"gain_{params.get('norm', 'l2')}"] for r in rows]).statistic

@@ -80,6 +80,32 @@ def _cohen_radius(sigmas, counts, n: int, alpha: float) -> np.ndarray:
     return np.asarray(sigmas) * ndtri(p)
 
 
+def certify_at_sigmas(sampler: Sampler, noise: ScaledGaussian, xs, sigmas, n0: int, n: int, alpha: float,
+                      generator, extra_passes: int = 0, seconds: float = 0.0, extras=None) -> list[Certificate]:
+    """Cohen's CERTIFY for each input i at its own level ``sigmas[i]`` (fresh n0 selection and n estimation samples):
+    c_A from the selection, ``p_A = CP_lower(k, n, alpha)``, radius ``sigmas[i] Phi^-1(p_A)`` or abstain below 1/2.
+    ``extra_passes`` (the search's) is added to ``forward_passes``, ``seconds`` is the batch's time before this call."""
+    start = time.perf_counter()
+    noise.start(sigmas, n0)
+    top = sampler.counts(xs, n0, generator).argmax(dim=1)
+    noise.start(sigmas, n)
+    hits = sampler.counts(xs, n, generator).gather(1, top[:, None]).squeeze(1).numpy()
+    p_lower = np.atleast_1d(clopper_pearson_lower(hits, n, alpha))
+    per_input = (seconds + time.perf_counter() - start) / len(xs)
+    dim = math.prod(xs.shape[1:])
+    certs = []
+    for i, c_a in enumerate(top.tolist()):
+        abstain = p_lower[i] < 0.5
+        radii = l2_radii(0.0 if abstain else float(sigmas[i] * ndtri(p_lower[i])), dim)
+        certs.append(Certificate(
+            prediction=ABSTAIN if abstain else c_a, radius=radii["l2"], p_lower=float(p_lower[i]),
+            forward_passes=extra_passes + n0 + n, seconds=per_input, radii=radii,
+            extra={"sigma_chosen": float(sigmas[i]), "search_passes": extra_passes, "count": int(hits[i]),
+                   **(extras[i] if extras is not None else {})},
+        ))
+    return certs
+
+
 @register
 class QCRS(Certifier):
     """Bisection on log sigma per input with cheap radius estimates, then Cohen at the chosen sigma (docstring)."""
@@ -144,26 +170,13 @@ class QCRS(Certifier):
         if isinstance(xs, (list, tuple)):
             xs = torch.stack(list(xs))
         check_inputs(xs, self.input_shape, batched=True)
-        if generator is None:
-            generator = torch.Generator().manual_seed(int(torch.seed()) % 2**62)
+        if generator is None:  # fresh OS entropy; the search needs one generator to draw its seeds from
+            generator = torch.Generator()
+            generator.seed()
         start = time.perf_counter()
         sigmas = self.choose_sigmas(xs, generator)
-        top = self._counts(xs, sigmas, self.n0, generator).argmax(dim=1)
-        hits = self._counts(xs, sigmas, self.n, generator).gather(1, top[:, None]).squeeze(1).numpy()
-        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha))
-        seconds = (time.perf_counter() - start) / len(xs)
-        search = 2 * self.steps * self.n_search
-        dim = math.prod(xs.shape[1:])
-        certs = []
-        for i, c_a in enumerate(top.tolist()):
-            abstain = p_lower[i] < 0.5
-            radii = l2_radii(0.0 if abstain else float(sigmas[i] * ndtri(p_lower[i])), dim)
-            certs.append(Certificate(
-                prediction=ABSTAIN if abstain else c_a, radius=radii["l2"], p_lower=float(p_lower[i]),
-                forward_passes=search + self.n0 + self.n, seconds=seconds, radii=radii,
-                extra={"sigma_chosen": float(sigmas[i]), "search_passes": search, "count": int(hits[i])},
-            ))
-        return certs
+        return certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator,
+                                 extra_passes=2 * self.steps * self.n_search, seconds=time.perf_counter() - start)
 
     def settings(self) -> dict:
         return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_search": self.n_search,
