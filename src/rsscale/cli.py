@@ -221,7 +221,8 @@ def cmd_table(args) -> None:
         for row in rows:
             print(f"{row['group']:>10s} d={row['d']:<7d} {row['method']:>10s}: ACR l2 {row['ACR_l2']:.4f}"
                   f" (x{row['gain_l2']:.3f}), l_inf {row['ACR_linf']:.3g} (x{row['gain_linf']:.3f}),"
-                  f" sampling {row['sampling_seconds']:.3g} s, radius {row['radius_seconds']:.3g} s per input")
+                  f" sampling {row['sampling_seconds']:.3g} s, radius {row['radius_seconds']:.3g} s per input"
+                  f" (radius / sampling {row['radius_to_sampling']:.3g})")
     else:
         rows = sample_count_rows(runs, args.radii)
     tables.write_table(rows, list(rows[0]), args.out)

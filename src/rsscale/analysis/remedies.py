@@ -41,6 +41,8 @@ def _row(run: Run, method: str, radii: dict[str, np.ndarray], l2_radii, seconds:
     row.update({f"ACR_{norm}": average_certified_radius(radii[norm], correct) for norm in NORMS})
     row.update({f"l2@{r:g}": certified_accuracy(radii["l2"], correct, r) for r in l2_radii})
     row.update(seconds)
+    sampling = seconds["sampling_seconds"]
+    row["radius_to_sampling"] = seconds["radius_seconds"] / sampling if sampling > 0 else float("nan")
     return row
 
 
