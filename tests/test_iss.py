@@ -159,6 +159,20 @@ def test_sound_variant_on_the_oracle_with_inputs_across_p():
     assert 0 < chosen.mean() < 500
 
 
+@pytest.mark.parametrize("name", ["iss", "iss_sound"])
+def test_inputs_the_table_abstains_on_share_a_batch_with_confident_ones(name):
+    """Three classes with p_A ~ 0.38 at t = 0 (the pilot's upper bound is below 1/2: table entry 0, abstain with no
+    estimate) next to p_A near 1 at t = 2, in one certify_many call."""
+    oracle = IntervalClassifier(unit_vector(16, seed=0), [-0.15, 0.15], [0, 1, 2], num_classes=3)
+    gen = torch.Generator().manual_seed(4)
+    xs = oracle.inputs_at(np.array([0.0, 2.0, 0.0, -2.0]), gen)
+    certifier = rsscale.methods.build(name, model=oracle, num_classes=3, sigma=SIGMA, n0=1000, n=2000, alpha=0.001,
+                                      batch_size=4096, device="cpu")
+    certs = certifier.certify_many(xs, generator=gen)
+    assert [c.extra["n_chosen"] == 0 for c in certs] == [True, False, True, False]
+    assert certs[0].prediction == ABSTAIN and certs[0].radius == 0.0 and certs[1].radius > 0
+
+
 # ---- cost ----------------------------------------------------------------------------------------------------
 
 

@@ -182,7 +182,9 @@ class ISS(Certifier):
             drawn = used = chosen
         extra = counts_per_input(self.sampler, xs, drawn, generator)
         k = extra.gather(1, top[:, None]).squeeze(1).numpy() + (k0 if self.reuse_pilot else 0)
-        p_lower = np.where(used > 0, clopper_pearson_lower(k, np.maximum(used, 1), self.alpha), pilot_lower)
+        estimated = used > 0  # chosen = 0: the table says abstain, no estimate (both branches below are evaluated)
+        bound = clopper_pearson_lower(np.where(estimated, k, 0), np.where(estimated, used, 1), self.alpha)
+        p_lower = np.where(estimated, bound, pilot_lower)
         passes = self.n0 + drawn
         elapsed = time.perf_counter() - start
         dim = math.prod(xs.shape[1:])
