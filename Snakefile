@@ -4,6 +4,7 @@
 #   snakemake --cores all --configfile workflow/config/<study>.yaml
 #
 # Data flows one way: config -> data -> train -> certify/profile -> tables, figures.
+import os
 import shutil
 
 from snakemake.utils import min_version
@@ -14,7 +15,7 @@ min_version("9.0")
 # a study config given with --configfile replaces the default one (it is not merged into it)
 if not config:
 
-    configfile: "workflow/config/default.yaml"
+    configfile: os.path.join(workflow.basedir, "workflow", "config", "default.yaml")
 
 
 
