@@ -123,3 +123,30 @@ def test_training_gain_compares_acr_and_cost_with_gaussian():
     assert verdict == "inconclusive" and "macer x4.0" in measured  # the gain holds, the cost comparison does not
     worse = [dict(r, ACR_vs_gaussian=0.9) if r["objective"] == "macer" else r for r in rows]
     assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"]})[1] == "not supported"
+
+
+def extra_rows(**mine):
+    base = {"method": "baseline", "family": "cohen", "sound": True, "inputs": 100.0, "ACR": 0.5, "ACR_ratio": 1.0,
+            "ACR_diff_low": 0.0, "ACR_diff_high": 0.0, "evaluations_per_input": 10100.0,
+            "cost_ratio_evaluations": 1.0, "cost_ratio_seconds": 1.0}
+    return {"extra_information": [base, {**base, "method": "ensemble", "family": "ensemble", **mine}]}
+
+
+def test_extra_gain_reads_the_bootstrap_interval_and_the_cost():
+    gain = {"methods": ["ensemble"], "expect": "gain", "min_cost": 1.5}
+    table = extra_rows(ACR_ratio=1.1, ACR_diff_low=0.01, ACR_diff_high=0.09, cost_ratio_evaluations=3.0,
+                       evaluations_per_input=30300.0)
+    measured, verdict = claims.TESTS["extra_gain"](table, gain)
+    assert verdict == "supported" and "ACR x1.100" in measured and "+2.0 .. +18.0 %" in measured
+    table["extra_information"][1].update(ACR_diff_low=-0.01)
+    assert claims.TESTS["extra_gain"](table, gain)[1] == "inconclusive"  # the interval straddles 0
+    table["extra_information"][1].update(ACR_diff_high=-0.001)
+    assert claims.TESTS["extra_gain"](table, gain)[1] == "not supported"
+    little = {"methods": ["ensemble"], "expect": "little", "max_gain": 0.02}
+    small = extra_rows(ACR_diff_low=-0.002, ACR_diff_high=0.004)
+    assert claims.TESTS["extra_gain"](small, little)[1] == "supported"
+    assert claims.TESTS["extra_gain"](extra_rows(ACR_diff_low=0.02, ACR_diff_high=0.04), little)[1] == "not supported"
+    cheap = {"methods": ["ensemble"], "expect": "any", "max_extra": 0.1, "extra_of_n": 100000}
+    assert claims.TESTS["extra_gain"](extra_rows(evaluations_per_input=17100.0), cheap)[1] == "supported"
+    assert claims.TESTS["extra_gain"](extra_rows(evaluations_per_input=40100.0), cheap)[1] == "not supported"
+    assert claims.TESTS["extra_gain"](extra_rows(), {"methods": ["sween"], "expect": "gain"})[1] == "not measured"

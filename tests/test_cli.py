@@ -69,3 +69,19 @@ def test_errors_name_the_value_and_leave_nothing_behind(trained, tmp_path, capsy
 def test_methods_lists_cohen(capsys):
     assert main(["methods"]) == 0
     assert "cohen" in capsys.readouterr().out
+
+
+def test_several_checkpoints_make_an_ensemble_and_the_sidecar_names_them_all(trained, tmp_path):
+    import json
+
+    assert main(["train", "--data", str(trained / "d.pt"), "--sigma", "0.25", "--epochs", "1", "--arch-params",
+                 '{"width": 4, "hidden": 8}', "--seed", "1", "--out", str(trained / "m1.pt"), "--quiet",
+                 "--device", "cpu"]) == 0
+    out = tmp_path / "ens.csv"
+    assert main(["certify", "--data", str(trained / "d.pt"), "--checkpoint", str(trained / "m.pt"),
+                 str(trained / "m1.pt"), "--method", "ensemble", "--params", PARAMS, "--skip", "60", "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and all(row["members"] == "2" for row in rows)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert len(sidecar["checkpoint_sha256"]) == 2 and len(sidecar["parameters"]["checkpoint"]) == 2

@@ -230,3 +230,114 @@ def test_bad_parameters_are_refused(params, message):
         rsscale.methods.build("dsrs", model=torch.nn.Identity(), num_classes=2, sigma=SIGMA, **params)
     with pytest.raises(ValueError, match="p_lower must lie"):
         dsrs_radius(1.2, 1.3, 0.5, 0.6, SIGMA, 10)
+
+
+# ---- the generalized Gaussian primary P_k (k > 0) ------------------------------------------------------------------
+def test_generalized_bound_at_k0_matches_the_gaussian_implementation():
+    """At k = 0 the polar quadrature of GeneralizedDSRSBound reproduces the independent half-space implementation
+    (DSRSBound) and the closed-form NP radius sigma Phi^-1(pL)."""
+    from rsscale.methods.dsrs import GeneralizedDSRSBound
+
+    for dim in (5, 64):
+        gaussian = dsrs_bound(SIGMA, dim)
+        polar = GeneralizedDSRSBound(SIGMA, dim, 0.0, gaussian.param)
+        for p_lower, p_upper, q_lower, q_upper, r in CASES[:2]:
+            assert polar.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass == pytest.approx(
+                gaussian.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass, abs=1e-9)
+        assert polar.np_radius(0.9) == pytest.approx(SIGMA * norm.ppf(0.9), abs=1e-8)
+        assert polar.np_radius(0.9) <= SIGMA * norm.ppf(0.9)
+
+
+def generalized_lambda(bound, z, r):
+    """Lambda(z) = h(||z - r e_1||) - h(||z||), h(t) = k ln t^2 + t^2 / (2 sigma'^2)."""
+    shifted = z.copy()
+    shifted[:, 0] -= r
+    h = lambda t2: bound.k * np.log(t2) + t2 / (2 * bound.scale**2)  # noqa: E731
+    return h((shifted**2).sum(axis=1)) - h((z**2).sum(axis=1))
+
+
+@pytest.mark.parametrize(("dim", "k"), [(5, 1.0), (20, 8.0)])
+def test_generalized_worst_case_masses_match_monte_carlo(dim, k):
+    """P(A), Q(A) and P(A - r e_1) of the worst sets (NP and DSRS) agree with 200,000 samples of P_k and Q."""
+    from rsscale.noise import GeneralizedGaussian
+
+    bound = dsrs_bound(SIGMA, dim, k=k)
+    primary = GeneralizedGaussian(SIGMA, k).sample_(torch.empty(200_000, dim, dtype=torch.float64),
+                                                    torch.Generator().manual_seed(dim)).numpy()
+    secondary = GeneralizedGaussian(SIGMA, k, bound.param).sample_(torch.empty(200_000, dim, dtype=torch.float64),
+                                                                   torch.Generator().manual_seed(dim + 1)).numpy()
+    q_np = bound.np_case(0.8, 0.5).q_mass
+    for q_lower, r in ((min(q_np + 0.08, 0.99), 0.5), (max(q_np - 0.15, 0.0), 0.7)):
+        case = bound.worst_case(0.8, 0.81, q_lower, q_lower + 0.01, r)
+        assert case.p_mass == pytest.approx(0.8, abs=1e-9) or case.q_mass == pytest.approx(q_lower, abs=1e-9)
+
+        def member(z, case=case, r=r):
+            inside = (z**2).sum(axis=1) <= bound.param**2
+            return generalized_lambda(bound, z, r) > np.where(inside, case.c_in, case.c_out)
+
+        shifted = primary.copy()
+        shifted[:, 0] += r
+        for exact, samples in ((case.p_mass, primary), (case.q_mass, secondary), (case.shifted_mass, shifted)):
+            estimate = member(samples).mean()
+            assert abs(estimate - exact) < 5 * math.sqrt(max(exact * (1 - exact), 1e-4) / len(samples))
+
+
+def test_generalized_np_radius_matches_monte_carlo_and_the_radius_never_falls_below_it():
+    """At the NP radius the worst set's shifted mass (checked by Monte Carlo) is 1/2; DSRS never certifies less."""
+    from rsscale.methods.dsrs import np_radius
+    from rsscale.noise import GeneralizedGaussian
+
+    dim, k = 20, 8.0
+    bound = dsrs_bound(SIGMA, dim, k=k)
+    radius = np_radius(0.9, SIGMA, dim, k)
+    assert radius == pytest.approx(bound.np_radius(0.9), abs=1e-9)  # the same walk, split at T or not
+    case = bound.np_case(0.9, radius)
+    assert case.shifted_mass == pytest.approx(0.5, abs=1e-6)
+    z = GeneralizedGaussian(SIGMA, k).sample_(torch.empty(200_000, dim, dtype=torch.float64),
+                                              torch.Generator().manual_seed(7)).numpy()
+    z[:, 0] += radius
+    assert abs((generalized_lambda(bound, z, radius) > case.c_in).mean() - 0.5) < 5 * math.sqrt(0.25 / len(z))
+    rng = np.random.default_rng(1)
+    for p_lower in rng.uniform(0.55, 0.99, 3):
+        q = bound.np_case(p_lower, 0.5).q_mass
+        for q_lower in (0.0, max(q - 0.1, 0.0), min(q + 0.05, 0.99)):
+            assert dsrs_radius(p_lower, p_lower + 0.01, q_lower, q_lower + 0.01, SIGMA, dim, k=k) >= \
+                bound.np_radius(p_lower)
+
+
+def test_generalized_half_space_oracle_soundness():
+    """2,000 certifications with P_k (d = 16, k = 5) of a half-space classifier, whose smoothed class flips exactly
+    at the hyperplane for any spherically symmetric noise (true radius |t|): the radius exceeds |t| at most at the
+    alpha rate, is never below the NP radius from the same P samples, and exceeds it on some inputs.  Two positions
+    and n = 50 keep the distinct (count_p, count_q) pairs, hence radius searches, few."""
+    dim, k, alpha, trials = 16, 5.0, 0.05, 2000
+    oracle = IntervalClassifier(torch.ones(dim) / 4, [0.0], [0, 1], num_classes=2)
+    certifier = rsscale.methods.build("dsrs", model=oracle, num_classes=2, sigma=SIGMA, n0=10, n=50, alpha=alpha,
+                                      k=k, batch_size=4096, device="cpu")
+    gen = torch.Generator().manual_seed(11)
+    xs = torch.stack([oracle.input_at(t, gen) for t in np.repeat([0.35, 0.7], trials // 2)])
+    certs = certifier.certify_many(xs, generator=gen)
+    ts = np.array([oracle.projection(x) for x in xs])
+    predictions, radii = [c.prediction for c in certs], [c.radius for c in certs]
+    assert violation_rate(predictions, radii, (ts > 0).astype(int), np.abs(ts)) <= allowed_rate(alpha, trials)
+    certified = [c for c in certs if c.prediction != ABSTAIN]
+    assert len(certified) > trials / 2
+    assert all(c.radius >= c.extra["np_radius"] > 0 for c in certified)
+    assert any(c.radius > c.extra["np_radius"] * 1.01 for c in certified)
+    # the point estimate of p in place of its bound is caught
+    bound = certifier.bound(dim)
+    naive = [bound.np_radius(min(c.extra["count_p"] / 50, 1 - 1e-6)) if c.prediction != ABSTAIN else 0.0
+             for c in certs]
+    assert violation_rate(predictions, naive, (ts > 0).astype(int), np.abs(ts)) > allowed_rate(alpha, trials)
+    assert certifier.settings()["k"] == k
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"k": -1.0}, "k must be a finite number >= 0"),
+    ({"k": 2.0, "secondary": "scaled"}, "secondary='truncated' only"),
+])
+def test_bad_generalized_parameters_are_refused(params, message):
+    with pytest.raises(ValueError, match=message):
+        rsscale.methods.build("dsrs", model=torch.nn.Identity(), num_classes=2, sigma=SIGMA, **params)
+    with pytest.raises(ValueError, match=r"0 <= k < \(d - 1\)/2"):
+        dsrs_radius(0.9, 0.91, 0.5, 0.6, SIGMA, 10, k=4.5)

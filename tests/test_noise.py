@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
@@ -72,3 +73,43 @@ def test_laplace_and_uniform_radii():
         from rsscale.noise import noise_from_sigma
 
         noise_from_sigma("cauchy", 0.5)
+
+
+@pytest.mark.parametrize(("dim", "k", "radius_T"), [(10, 3.0, None), (64, 26.0, None), (64, 26.0, 7.0), (5, 0.0, None)])
+def test_generalized_gaussian_radial_law_and_moments(dim, k, radius_T):
+    """||z||^2 / sigma'^2 follows chi^2_{d - 2k} (truncated at the ball, KS test), the direction is uniform, and
+    without a ball E||z||^2 = d sigma^2 (each coordinate has variance sigma^2)."""
+    from scipy.stats import chi2, kstest
+
+    from rsscale.noise import GeneralizedGaussian
+
+    sigma, num = 0.5, 40_000
+    noise = GeneralizedGaussian(sigma, k, radius_T)
+    z = noise.sample_(torch.empty(num, dim, dtype=torch.float64), torch.Generator().manual_seed(dim))
+    assert torch.equal(z, noise.sample_(torch.empty(num, dim, dtype=torch.float64), torch.Generator().manual_seed(dim)))
+    scale, dof = noise.scale(dim), dim - 2 * k
+    assert scale == pytest.approx(sigma * math.sqrt(dim / dof))
+    squared = (z**2).sum(dim=1).numpy() / scale**2
+    cap = math.inf if radius_T is None else (radius_T / scale) ** 2
+    mass = noise.ball_mass(dim)
+    assert mass == pytest.approx(chi2.cdf(cap, dof), rel=1e-12)
+    assert squared.max() <= cap * (1 + 1e-12)
+    assert kstest(squared, lambda t: chi2.cdf(np.minimum(t, cap), dof) / mass).pvalue > 1e-3
+    directions = (z / z.norm(dim=1, keepdim=True)).mean(dim=0)
+    assert directions.abs().max() < 5 / math.sqrt(num)
+    if radius_T is None:
+        # Var ||z||^2 = 2 (d - 2k) sigma'^4
+        assert abs(squared.mean() * scale**2 / (dim * sigma**2) - 1) < 5 * math.sqrt(2 / dof / num)
+        assert float(z.var(dim=0).mean()) == pytest.approx(sigma**2, rel=0.05)
+
+
+def test_generalized_gaussian_refuses_k_outside_its_range():
+    from rsscale.noise import GeneralizedGaussian
+
+    with pytest.raises(ValueError, match=r"k must be a finite number >= 0"):
+        GeneralizedGaussian(0.5, -1.0)
+    noise = GeneralizedGaussian(0.5, 5.0)
+    with pytest.raises(ValueError, match=r"k must lie in \[0, d/2\) = \[0, 5.0\), got k=5.0 for d=10"):
+        noise.sample_(torch.empty(3, 10), torch.Generator().manual_seed(0))
+    with pytest.raises(NotImplementedError):
+        noise.radius(0.9)

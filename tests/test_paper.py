@@ -13,9 +13,11 @@ def rule_outputs() -> str:
 
 
 def generated_tables() -> set[str]:
-    """Table names written by rules: multiext("results/tables/<name>", ...) or results/tables/<name>.tex."""
+    """Table names written by rules: table_outputs("<name>"), multiext("results/tables/<name>", ...) or
+    results/tables/<name>.tex."""
     text = rule_outputs()
-    return set(re.findall(r'results/tables/([A-Za-z0-9_]+)"', text)) | set(
+    return set(re.findall(r'table_outputs\("([A-Za-z0-9_]+)"\)', text)) | set(
+        re.findall(r'results/tables/([A-Za-z0-9_]+)"', text)) | set(
         re.findall(r"results/tables/([A-Za-z0-9_]+)\.tex", text))
 
 

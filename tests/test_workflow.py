@@ -78,6 +78,23 @@ def test_every_declared_output_exists_and_parses(finished_run):
     assert {r["method"] for r in cost} == {"cohen", "iss", "iss_sound", "adaptive"}
     dsrs = [r for r in remedies if r["method"] == "dsrs_truncated"]
     assert all(float(r["gain_l2"]) >= 1.0 or float(r["ACR_l2"]) == 0.0 for r in dsrs)  # never below NP
+    extra = list(csv.DictReader((finished_run / "results/tables/extra_information.csv").open()))
+    assert [r["method"] for r in extra] == ["baseline", "dipole", "ensemble", "ddrs"]
+    assert float(extra[2]["cost_ratio_evaluations"]) > 1.0  # two members
+
+
+@pytest.mark.slow
+def test_the_html_report_holds_every_table_and_figure_with_a_caption(finished_run):
+    tables = sorted(p.stem for p in (finished_run / "results/tables").glob("*.csv"))
+    captions = REPO / "workflow" / "report" / "tables"
+    assert [t for t in tables if not (captions / f"{t}.rst").is_file()] == []
+    result = snakemake(finished_run, TINY, "--report", "report.html")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = (finished_run / "report.html").read_text()
+    for name in tables:
+        assert f"{name}.csv" in html, name
+    for figure in (finished_run / "figures").glob("*.png"):
+        assert figure.name in html, figure.name
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rsscale import methods
-from rsscale.analysis import cost, dimension, figures, remedies, tables
+from rsscale.analysis import aces as aces_analysis
+from rsscale.analysis import cost, dimension, extra_information, figures, incremental, remedies, tables
 from rsscale.analysis import training as training_analysis
 from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
@@ -29,6 +30,7 @@ from rsscale.profiling import profile_throughput
 from rsscale.provenance import device_name, utc_now, write_sidecar
 from rsscale.sampling import resolve_device
 from rsscale.training import build_objective, evaluate_accuracy, fit
+from rsscale.training.denoiser import DENOISER_OBJECTIVES, DenoiserObjective, compose, train_denoiser
 
 
 def _json(text: str) -> dict:
@@ -53,17 +55,17 @@ def _seed_for(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _check_model_fits(model, dataset: Dataset, args) -> None:
+def _check_model_fits(model, dataset: Dataset, checkpoint: str, data: str) -> None:
     """Refuse a checkpoint whose input shape or class count is not the dataset's (before any output is written)."""
     shape = tuple(getattr(model, "input_shape", ()) or ())
     if shape and shape != tuple(dataset.input_shape):
-        raise ValueError(f"checkpoint {args.checkpoint} takes inputs of shape {shape}, but the dataset {args.data} "
+        raise ValueError(f"checkpoint {checkpoint} takes inputs of shape {shape}, but the dataset {data} "
                          f"has inputs of shape {tuple(dataset.input_shape)}")
     if len(dataset.x_test):
         with torch.no_grad():
             classes = model(dataset.x_test[:1]).shape[-1]
         if classes != dataset.num_classes:
-            raise ValueError(f"checkpoint {args.checkpoint} scores {classes} classes, but the dataset {args.data} "
+            raise ValueError(f"checkpoint {checkpoint} scores {classes} classes, but the dataset {data} "
                              f"has {dataset.num_classes}")
 
 
@@ -89,6 +91,21 @@ def cmd_data(args) -> None:
     print(f"{dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test, input {dataset.input_shape}")
 
 
+def _fit_to_dataset(arch: str, params: dict, dataset: Dataset) -> dict:
+    """Fill in (in place) the architecture parameters that the dataset determines: shape, classes, normalisation."""
+    shape = dataset.input_shape
+    if arch == "cnn":
+        params.setdefault("image_size", shape[-1])
+        params.setdefault("in_channels", shape[0])
+    else:
+        params.setdefault("dim", dataset.dim)
+        params.setdefault("input_shape", list(shape))
+    params.setdefault("num_classes", dataset.num_classes)
+    params.setdefault("mean", float(dataset.x_train.mean()))
+    params.setdefault("std", float(dataset.x_train.std()))
+    return params
+
+
 def cmd_train(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
@@ -99,16 +116,7 @@ def cmd_train(args) -> None:
         base_arch, base_params = arch_params.setdefault("base_arch", "cnn"), arch_params.setdefault("base_config", {})
     else:
         base_arch, base_params = args.arch, arch_params
-    shape = dataset.input_shape
-    if base_arch == "cnn":
-        base_params.setdefault("image_size", shape[-1])
-        base_params.setdefault("in_channels", shape[0])
-    else:
-        base_params.setdefault("dim", dataset.dim)
-        base_params.setdefault("input_shape", list(shape))
-    base_params.setdefault("num_classes", dataset.num_classes)
-    base_params.setdefault("mean", float(dataset.x_train.mean()))
-    base_params.setdefault("std", float(dataset.x_train.std()))
+    _fit_to_dataset(base_arch, base_params, dataset)
     torch.manual_seed(args.seed)  # parameter initialisation
     model = build_model(args.arch, **arch_params)
     if projected:
@@ -130,15 +138,49 @@ def cmd_train(args) -> None:
           f"test accuracy {clean:.3f} clean / {noisy:.3f} under noise")
 
 
+def cmd_train_denoiser(args) -> None:
+    started = utc_now()
+    dataset = Dataset.load(args.data)
+    classifier, classifier_meta = load_checkpoint(args.classifier)
+    _check_model_fits(classifier, dataset, args.classifier, args.data)
+    torch.manual_seed(args.seed)  # the denoiser's initialisation
+    model = compose(classifier, args.depth, args.width)
+    objective = DenoiserObjective(model.classifier, args.sigma, args.objective, args.mse_epochs)
+    generator = torch.Generator().manual_seed(_seed_for(args.seed, 1))
+    report = train_denoiser(model, objective, dataset.x_train, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, generator=generator, device=args.device, progress=not args.quiet)
+    eval_gen = torch.Generator().manual_seed(_seed_for(args.seed, 2))
+    clean = evaluate_accuracy(model, dataset.x_test, dataset.y_test, device=args.device)
+    noisy = evaluate_accuracy(model, dataset.x_test, dataset.y_test, args.sigma, eval_gen, device=args.device)
+    trained_with = classifier_meta.get("objective")
+    meta = {"dataset": dataset.name, "sigma": args.sigma,
+            "objective": {**objective.describe(), "depth": args.depth, "width": args.width}, "seed": args.seed,
+            "training": report.as_dict(), "test_accuracy_clean": clean, "test_accuracy_noisy": noisy,
+            "classifier": {"checkpoint": args.classifier, "sha256": classifier_meta["sha256"],
+                           "sigma": classifier_meta.get("sigma"),
+                           "objective": trained_with.get("objective") if isinstance(trained_with, dict) else trained_with,
+                           "train_seconds": classifier_meta.get("training", {}).get("seconds")}}
+    sha = save_checkpoint(model.cpu(), args.out, **meta)
+    parameters = {k: v for k, v in vars(args).items() if k != "func"}
+    write_sidecar(Path(args.out).with_suffix(".json"), parameters, started, args.device, checkpoint_sha256=sha,
+                  **meta)
+    print(f"trained a denoiser ({args.objective}) at sigma={args.sigma} for {args.classifier}: {report.seconds:.1f} s,"
+          f" test accuracy of f(D(x)) {clean:.3f} clean / {noisy:.3f} under noise")
+
+
 def cmd_certify(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
-    model, meta = load_checkpoint(args.checkpoint)
-    _check_model_fits(model, dataset, args)
+    loaded = [load_checkpoint(path) for path in args.checkpoint]
+    for path, (member, _) in zip(args.checkpoint, loaded, strict=True):
+        _check_model_fits(member, dataset, path, args.data)
+    models_, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
+    meta = metas[0]
     sigma = _sigma(args, meta)
     params = _json(args.params)
-    certifier = methods.build(args.method, model=model, num_classes=dataset.num_classes, sigma=sigma,
-                              device=args.device, **params)
+    # several checkpoints make one model list, for the families whose base classifier combines models (ensembles)
+    certifier = methods.build(args.method, model=models_[0] if len(models_) == 1 else models_,
+                              num_classes=dataset.num_classes, sigma=sigma, device=args.device, **params)
     indices = list(range(0, len(dataset.x_test), args.skip))[: args.max_inputs]
     out = Path(args.out)
     with CertificateWriter(out) as writer:
@@ -158,11 +200,13 @@ def cmd_certify(args) -> None:
         bar.close()
     parameters = {"method": args.method, "sigma": sigma, "seed": args.seed, "skip": args.skip,
                   "max_inputs": args.max_inputs, "pack": args.pack, "data": args.data,
-                  "checkpoint": args.checkpoint, **certifier.settings(), "method_params": params}
+                  "checkpoint": args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
+                  **certifier.settings(), "method_params": params}
     run = read_run(out)
     info = methods.info(args.method)
     write_sidecar(out.with_suffix(".json"), parameters, started, args.device,
-                  checkpoint_sha256=meta["sha256"], dataset=dataset.name, dataset_meta=dataset.meta,
+                  checkpoint_sha256=meta["sha256"] if len(metas) == 1 else [m["sha256"] for m in metas],
+                  dataset=dataset.name, dataset_meta=dataset.meta,
                   dim=dataset.dim, input_shape=list(dataset.input_shape),
                   sound=info.sound, unsound_reason=info.unsound_reason,
                   summary={"inputs": len(run), "ACR": run.acr(), "clean_accuracy": float(run.correct.mean()),
@@ -171,17 +215,48 @@ def cmd_certify(args) -> None:
           f" ACR {run.acr():.3f}")
 
 
+def cmd_aces(args) -> None:
+    """ACES theta sweep: F (the checkpoint) and the core model on test inputs, one sample set per input for all thetas
+    (theta = 1, pure RS, always included); one CSV row per (input, theta)."""
+    started = utc_now()
+    dataset = Dataset.load(args.data)
+    model, meta = load_checkpoint(args.checkpoint)
+    core, core_meta = load_checkpoint(args.core)
+    for path, net in ((args.checkpoint, model), (args.core, core)):
+        _check_model_fits(net, dataset, path, args.data)
+    sigma = _sigma(args, meta)
+    thetas = sorted(set(args.thetas) | {1.0})
+    certifier = methods.build("aces", model=model, num_classes=dataset.num_classes, sigma=sigma, core=core,
+                              device=args.device, **_json(args.params))
+    indices = list(range(0, len(dataset.x_test), args.skip))[: args.max_inputs]
+    rows = []
+    for pos in tqdm(range(0, len(indices), args.pack), desc="aces", unit="pack", disable=args.quiet):
+        chunk = indices[pos : pos + args.pack]
+        generator = torch.Generator().manual_seed(_seed_for(args.seed, pos))
+        certs = certifier.certify_thetas(dataset.x_test[chunk], thetas, generator)
+        rows += aces_analysis.sweep_records(chunk, dataset.y_test[chunk].tolist(), thetas, certs)
+    aces_analysis.write_sweep(rows, args.out)
+    parameters = {"sigma": sigma, "thetas": thetas, "seed": args.seed, "skip": args.skip, "max_inputs": args.max_inputs,
+                  "pack": args.pack, "data": args.data, "checkpoint": args.checkpoint, "core": args.core,
+                  **certifier.settings()}
+    parameters.pop("theta")
+    write_sidecar(Path(args.out).with_suffix(".json"), parameters, started, args.device,
+                  checkpoint_sha256=meta["sha256"], core_sha256=core_meta["sha256"], dataset=dataset.name)
+    print(f"aces sigma={sigma}: {len(indices)} inputs x {len(thetas)} thetas from one sample set each")
+
+
 def cmd_profile(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
     model, meta = load_checkpoint(args.checkpoint)
-    _check_model_fits(model, dataset, args)
+    _check_model_fits(model, dataset, args.checkpoint, args.data)
     sigma = _sigma(args, meta)
     device = args.device
     rows = []
     for batch_size in args.batch_sizes:
         profile = profile_throughput(model, dataset.input_shape, Gaussian(sigma), dataset.num_classes, batch_size,
-                                     device, batches=args.batches, repeats=args.repeats, seed=args.seed)
+                                     device, batches=args.batches, repeats=args.repeats, seed=args.seed,
+                                     **_json(args.engine))
         row = {"model": Path(args.checkpoint).stem, "device": device_name(device), "threads": torch.get_num_threads(),
                **profile.as_dict()}
         rows.append(row)
@@ -193,7 +268,60 @@ def cmd_profile(args) -> None:
                   started, device, checkpoint_sha256=meta["sha256"])
 
 
+def cmd_profile_sizes(args) -> None:
+    """The engine profile per model size: untrained models (throughput does not depend on the weights)."""
+    started = utc_now()
+    dataset = Dataset.load(args.data)
+    rows = []
+    for label, spec in _json(args.models).items():
+        torch.manual_seed(args.seed)  # parameter initialisation
+        model = build_model(spec["arch"], **_fit_to_dataset(spec["arch"], dict(spec.get("params", {})), dataset))
+        for batch_size in args.batch_sizes:
+            profile = profile_throughput(model, dataset.input_shape, Gaussian(args.sigma), dataset.num_classes,
+                                         batch_size, args.device, batches=args.batches, repeats=args.repeats,
+                                         seed=args.seed, **_json(args.engine))
+            rows.append({"model": label, "arch": spec["arch"], "parameters": sum(p.numel() for p in model.parameters()),
+                         "weights": "untrained", "device": device_name(args.device),
+                         "threads": torch.get_num_threads(), **profile.as_dict()})
+            print(f"{label:>12s} batch {batch_size:6d}: forward-only {profile.forward_samples_per_s:12.0f} samples/s,"
+                  f" certify {profile.certify_samples_per_s:12.0f} samples/s,"
+                  f" ratio certify/forward = {profile.ratio:.3f}")
+    columns = ["model", "arch", "parameters", "weights", "batch_size", "forward_samples_per_s", "certify_samples_per_s",
+               "ratio", "forward_spread", "certify_spread", "autocast", "channels_last", "compile", "device", "threads"]
+    tables.write_table(rows, columns, str(args.out).removesuffix(".csv"),
+                       caption="Certification vs forward-only throughput per model size (untrained models)")
+    write_sidecar(Path(args.out).with_suffix(".json"), {k: v for k, v in vars(args).items() if k != "func"},
+                  started, args.device)
+
+
+def cmd_incremental(args) -> None:
+    started = utc_now()
+    dataset = Dataset.load(args.data)
+    model, meta = load_checkpoint(args.checkpoint)
+    _check_model_fits(model, dataset, args.checkpoint, args.data)
+    sigma = _sigma(args, meta)
+    indices = list(range(len(dataset.x_test)))[: args.max_inputs]
+    rows, original = incremental.incremental_rows(
+        model, dataset.x_test[indices], dataset.y_test[indices].numpy(), dataset.num_classes, sigma,
+        args.modifications, args.n0, args.n, args.n_incremental, args.alpha, args.alpha_zeta, args.gamma, args.radii,
+        args.batch_size, args.pack, args.seed)
+    prefix = str(args.out).removesuffix(".csv")
+    tables.write_table(rows, list(rows[0]), prefix, caption="Incremental RS vs certification from scratch")
+    write_sidecar(Path(f"{prefix}.json"), {k: v for k, v in vars(args).items() if k != "func"} | {"sigma": sigma},
+                  started, "cpu", checkpoint_sha256=meta["sha256"], dataset=dataset.name, original=original)
+    print(f"original: {original['seconds']:.1f} s, ACR {original['ACR_original']:.3f}")
+    for row in rows:
+        print(f"{row['modification']:>10s}: IRS {row['speedup']:.2f}x faster than from scratch "
+              f"({row['seconds_irs']:.1f} s vs {row['seconds_scratch']:.1f} s), mean zeta {row['zeta_mean']:.4f} on "
+              f"{100 * row['incremental_fraction']:.0f} % of inputs, ACR {row['ACR_irs']:.3f} vs "
+              f"{row['ACR_scratch']:.3f}, same decision {100 * row['same_decision']:.0f} %")
+
 def cmd_table(args) -> None:
+    if args.kind == "aces":  # theta-sweep files (rsscale aces), not certification runs
+        rows = aces_analysis.aces_rows(args.inputs, args.radii)
+        tables.write_table(rows, list(rows[0]), args.out, caption="ACES vs pure RS and the core model")
+        print(Path(f"{args.out}.md").read_text())
+        return
     if args.kind == "profile":
         rows = []
         for path in args.inputs:
@@ -216,6 +344,17 @@ def cmd_table(args) -> None:
         rows = training_analysis.training_rows(runs, args.radii)
     elif args.kind == "cost":
         rows = cost.cost_rows(runs)
+    elif args.kind == "denoised":
+        from rsscale.analysis.denoised import denoised_rows
+
+        rows = denoised_rows(runs, args.radii)
+    elif args.kind == "extra-information":
+        rows = extra_information.extra_information_rows(runs, args.radii)
+        for row in rows:
+            print(f"{row['method']:>14s}: ACR x{row['ACR_ratio']:.3f} (diff {row['ACR_diff']:+.4f},"
+                  f" 95% CI [{row['ACR_diff_low']:+.4f}, {row['ACR_diff_high']:+.4f}]) at"
+                  f" x{row['cost_ratio_evaluations']:.2f} evaluations, x{row['cost_ratio_seconds']:.2f} wall-clock"
+                  + ("" if row["sound"] else " [unsound]"))
     elif args.kind == "remedies":
         rows = remedies.remedy_rows(runs, args.radii)
         for row in rows:
@@ -234,7 +373,15 @@ def _read_csv_rows(path):
 
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            yield {k: (float(v) if k not in ("model", "device") else v) for k, v in row.items()}
+            yield {k: (_number_or_text(v) if k not in ("model", "device") else v) for k, v in row.items()}
+
+
+def _number_or_text(value: str):
+    """A CSV cell as a float when it is a number, else as written (e.g. the engine options of a profile row)."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def sample_count_rows(runs, radii) -> list[dict]:
@@ -255,6 +402,9 @@ def sample_count_rows(runs, radii) -> list[dict]:
 
 
 def cmd_figure(args) -> None:
+    if args.kind == "aces":  # reads the aces table's CSV
+        aces_analysis.aces_tradeoff_figure(aces_analysis.claims.read_table(args.inputs[0]), args.out)
+        return
     runs = [read_run(p) for p in args.inputs]
     if args.kind == "certified-accuracy":
         figures.certified_accuracy_curves(runs, args.out, title=args.title)
@@ -264,6 +414,8 @@ def cmd_figure(args) -> None:
         figures.remedies_figure(remedies.remedy_rows(runs), args.out)
     elif args.kind == "cost":
         figures.cost_frontier_figure(cost.cost_rows(runs), args.out)
+    elif args.kind == "extra-information":
+        figures.extra_information_figure(extra_information.extra_information_rows(runs, []), args.out)
     elif args.kind == "training":
         figures.training_tradeoff_figure(training_analysis.training_rows(runs, [0.0]), args.out)
     else:
@@ -296,6 +448,22 @@ def cmd_harness(args) -> None:
         print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} for a method "
               f"claiming soundness: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def cmd_violations(args) -> None:
+    from rsscale import violations  # the oracle and search load only for this command
+
+    settings = _json(args.settings)
+    specs = settings.pop("methods", None)
+    if not isinstance(specs, dict) or not specs:
+        raise ValueError("--settings needs a non-empty 'methods' mapping of label -> method parameters")
+    rows = violations.run_violations(specs, seed=args.seed, **settings)
+    for row in rows:
+        print(violations.format_row(row), flush=True)
+    tables.write_table(rows, violations.COLUMNS, args.out,
+                       caption="Violation search for input-dependent sigma on the ball oracle: points inside certified "
+                               "balls where the smoothed classifier, at the noise the method picks there, says "
+                               "another class")
 
 
 def cmd_claims(args) -> None:
@@ -440,13 +608,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     runtime(p)
 
+    p = command("train-denoiser", cmd_train_denoiser,
+                "train a DnCNN denoiser in front of a frozen classifier; writes the composed f(D(x)) checkpoint")
+    p.add_argument("--data", required=True)
+    p.add_argument("--classifier", required=True, help="checkpoint of the classifier (kept frozen)")
+    p.add_argument("--objective", choices=DENOISER_OBJECTIVES, default="mse")
+    p.add_argument("--mse-epochs", type=int, default=None,
+                   help="MSE epochs before the stability ones (mse_then_stability; default half the epochs)")
+    p.add_argument("--sigma", type=float, required=True, help="noise level the denoiser removes")
+    p.add_argument("--depth", type=int, default=4, help="DnCNN convolutions")
+    p.add_argument("--width", type=int, default=16, help="DnCNN channels")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--out", required=True)
+    runtime(p)
+
     p = command("certify", cmd_certify, "certify test inputs with a method family; one CSV row per input")
     p.add_argument("--data", required=True)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, nargs="+",
+                   help="one model, or several for the families that combine models (ensemble members)")
     p.add_argument("--method", default="cohen")
     p.add_argument("--sigma", type=float, default=None, help="default: the checkpoint's training sigma")
     p.add_argument("--params", default="{}", help="JSON object of method parameters (n0, n, alpha, ...)")
     p.add_argument("--skip", type=int, default=1, help="certify every skip-th test input")
+    p.add_argument("--max-inputs", type=int, default=None)
+    p.add_argument("--pack", type=int, default=10, help="inputs whose samples share forward passes")
+    p.add_argument("--out", required=True)
+    runtime(p)
+
+    p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta")
+    p.add_argument("--data", required=True)
+    p.add_argument("--checkpoint", required=True, help="the certification model F (noise-trained)")
+    p.add_argument("--core", required=True, help="the core model (accurate, not robust)")
+    p.add_argument("--sigma", type=float, default=None, help="default: the checkpoint's training sigma")
+    p.add_argument("--thetas", type=float, nargs="+", required=True, help="entropy thresholds in [0, 1]")
+    p.add_argument("--params", default="{}", help="JSON object of aces parameters (n0, n, alpha, batch_size)")
+    p.add_argument("--skip", type=int, default=1, help="use every skip-th test input")
     p.add_argument("--max-inputs", type=int, default=None)
     p.add_argument("--pack", type=int, default=10, help="inputs whose samples share forward passes")
     p.add_argument("--out", required=True)
@@ -459,12 +657,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--engine", default="{}",
+                   help='JSON object of sampling-engine options, e.g. \'{"autocast": "bf16", "channels_last": true,'
+                        ' "compile": true}\'')
     p.add_argument("--out", required=True)
     runtime(p)
 
+    p = command("profile-sizes", cmd_profile_sizes,
+                "certification vs forward-only throughput of untrained models of several sizes")
+    p.add_argument("--data", required=True, help="dataset file: input shape and classes of the models")
+    p.add_argument("--models", required=True,
+                   help='JSON object label -> {"arch": ..., "params": {...}}, e.g. \'{"cnn-w8": {"arch": "cnn",'
+                        ' "params": {"width": 8}}}\'')
+    p.add_argument("--sigma", type=float, default=0.25)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--batches", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--engine", default="{}", help="JSON object of sampling-engine options (as for profile)")
+    p.add_argument("--out", required=True)
+    runtime(p)
+
+    p = command("incremental", cmd_incremental,
+                "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--checkpoint", required=True, help="the original model")
+    p.add_argument("--sigma", type=float, default=None, help="default: the checkpoint's training sigma")
+    p.add_argument("--modifications", nargs="+", default=["int8", "prune0.2", "prune0.5"],
+                   help="int8 (dynamic quantization of the linear layers) or prune<fraction> (global L1)")
+    p.add_argument("--n0", type=int, default=100)
+    p.add_argument("--n", type=int, default=10_000, help="estimation samples of the original and from scratch")
+    p.add_argument("--n-incremental", type=int, default=1000, help="replayed samples n_p of IRS (and its fallback)")
+    p.add_argument("--alpha", type=float, default=0.001)
+    p.add_argument("--alpha-zeta", type=float, default=0.001, help="level of the disagreement bound zeta")
+    p.add_argument("--gamma", type=float, default=0.99, help="IRS falls back to plain RS below this p_A bound")
+    p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--max-inputs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--pack", type=int, default=10, help="inputs whose selection samples share forward passes")
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md, .tex and the .json sidecar are written")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
+    p.add_argument("--seed", type=int, default=0)
+
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
     p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension", "remedies",
-                                         "training", "cost"])
+                                         "training", "cost", "extra-information", "aces", "denoised"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="l2 radii of the certified-accuracy columns")
@@ -479,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")
     p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension", "remedies", "training",
-                                                    "cost"])
+                                                    "cost", "extra-information", "aces"])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")
@@ -491,6 +727,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="METHOD/CASE=TRIALS",
                    help="trials of one case, overriding --trials and its cap (repeatable)")
     p.add_argument("--uncapped", action="store_true", help="ignore the per-case trial caps of the slow cases")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
+
+    p = command("violations", cmd_violations,
+                "search certified balls of input-dependent-sigma methods for points where g disagrees (ball oracle)")
+    p.add_argument("--settings", required=True,
+                   help='JSON: {"methods": {label: params}, "dim", "ball_radius", "sigma", "inputs", "far", ...}')
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 

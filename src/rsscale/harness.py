@@ -432,3 +432,166 @@ _half_space_case("qcrs", "gaussian", 100, axis=None, n_search=100, steps=4)
 
 # DDRS (flagged unsound: sigma depends on x); on a half-space g's class and radius do not depend on sigma
 _half_space_case("ddrs", "gaussian", 100, axis=None, n_opt=10, steps=3)
+
+
+@case("irs", "tilted-shifted-half-space-d16", dim=16, max_trials=4000)
+def _irs_modified_half_space(trials, seed, alpha, factory):
+    """original f: u . x > 0; modified f_p: u' . x > 0.15, u' = u tilted by 0.02 towards a random v (d = 16);
+    IRS of f_p from f's cache (n_p = 200, gamma = 0.9), alpha, alpha_zeta and the fallback at alpha / 3 each;
+    |u' . x - 0.15| ~ U(0, 4 sigma); true class and radius from f_p"""
+    original = IntervalClassifier(unit_vector(16, None, 0), [0.0], [0, 1], num_classes=2)
+    modified = IntervalClassifier(unit_vector(16, None, 0) + 0.02 * unit_vector(16, None, 7), [0.15], [0, 1],
+                                  num_classes=2)
+    certifier = _build(factory, "irs", modified, 2, N, alpha / 3, 16, original=original, alpha_zeta=alpha / 3,
+                       n_incremental=200, gamma=0.9)
+
+    def positions(rng, count):
+        return rng.choice([-1.0, 1.0], count) * rng.uniform(0.0, 4 * SIGMA, count) + 0.15
+
+    return interval_outcomes(modified, Gaussian(SIGMA), certifier, positions, trials, seed, ["l2"])
+
+
+class OrthogonalResidual(torch.nn.Module):
+    """A denoiser that leaves ``u . x`` unchanged: ``D(x) = x - (I - u u^T) r(x)``, r a DnCNN's residual net.
+
+    Inputs are flat ``[B, prod(image_shape)]``; the net sees them as images.  ``f(D(x)) = f(x)`` for an interval
+    oracle along u, so the oracle's closed forms hold for the composition.
+    """
+
+    def __init__(self, dncnn: torch.nn.Module, u: torch.Tensor, image_shape: Sequence[int]):
+        super().__init__()
+        self.net = dncnn.net
+        self.image_shape = tuple(image_shape)
+        self.register_buffer("u", u.flatten().float())
+
+    def forward(self, x):
+        r = self.net(x.reshape(-1, *self.image_shape)).flatten(1)
+        return x - (r - (r @ self.u)[:, None] * self.u).view(x.shape)
+
+
+def denoised_oracle(oracle: IntervalClassifier, side: int = 4, depth: int = 3, width: int = 8, seed: int = 0):
+    """A ``denoised`` model: a random DnCNN (projected by :class:`OrthogonalResidual`) in front of ``oracle``
+    (``side * side`` inputs, flat); ``f(D(x)) = oracle(x)``."""
+    torch.manual_seed(seed)
+    model = build_model("denoised", classifier_arch="cnn", classifier_config={"image_size": side},
+                        denoiser_config={"depth": depth, "width": width}).eval()
+    model.denoiser = OrthogonalResidual(model.denoiser, oracle.u, (1, side, side)).eval()
+    model.classifier, model.input_shape = oracle, oracle.input_shape
+    return model
+
+
+# denoised smoothing: Cohen's CERTIFY of f(D(x)); a denoiser that keeps u . x keeps the half-space oracle's closed form
+@case("denoised", "dncnn-half-space-rotated-d16", dim=16, max_trials=4000)
+def _denoised_half_space(trials, seed, alpha, factory):
+    """half-space u . x > 0 (u random, d = 16 = 4 x 4) behind a random DnCNN whose correction is orthogonal to u;
+    inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
+    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    certifier = _build(factory, "denoised", denoised_oracle(oracle), 2, N, alpha, 16)
+    noise = Gaussian(SIGMA)
+    return interval_outcomes(oracle, noise, certifier, _half_space_positions(noise), trials, seed, ["l2"])
+
+
+# ACES: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second interval
+# oracle says "confident", one-hot x 0.01 (entropy ~1) elsewhere; for theta in (0.01, 0.99) the selector is that
+# second oracle, and the core model a third one: g = g_F where g_s = 1, else core, all functions of u . x
+class SelectiveInterval(torch.nn.Module):
+    """Logits ``onehot(classes(x)) * (100 if confident(x) says 1 else 0.01)`` (both interval oracles on the same u)."""
+
+    def __init__(self, classes: IntervalClassifier, confident: IntervalClassifier):
+        super().__init__()
+        self.classes, self.confident = classes, confident
+        self.input_shape = classes.input_shape
+
+    def forward(self, x):
+        return self.classes(x) * (0.01 + 99.99 * self.confident(x)[:, 1:2])
+
+
+def selective_truth(classes: IntervalClassifier, confident: IntervalClassifier, core: IntervalClassifier, t,
+                    noise: NoiseDistribution, reach: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """g's class and true l2 radius at projections t for ``g = g_F if g_s = 1 else core``: g is constant between the
+    change points of g_F, g_s and core, so its radius is the distance to the nearest of those where g changes."""
+    t = np.asarray(t, dtype=float)
+
+    def g(points):
+        points = np.asarray(points, dtype=float)
+        plain = core.labels[(points[..., None] >= core.thresholds).sum(-1)]
+        return np.where(confident.smoothed_class(points, noise) == 1, classes.smoothed_class(points, noise), plain)
+
+    lo, hi = float(t.min()) - reach, float(t.max()) + reach
+    points = np.concatenate([classes.change_points(noise, lo, hi), confident.change_points(noise, lo, hi),
+                             core.thresholds])
+    points = points[g(points - 1e-7) != g(points + 1e-7)]
+    radius = np.abs(t[:, None] - points).min(axis=1) if points.size else np.full(t.shape, np.inf)
+    return g(t), radius
+
+
+class _CertifiedOnly:
+    """A certifier whose uncertified predictions (ACES's core fallback, radius 0, no claim) read as ABSTAIN."""
+
+    def __init__(self, certifier):
+        self.certifier = certifier
+
+    def certify_many(self, xs, generator=None):
+        certs = self.certifier.certify_many(xs, generator=generator)
+        for cert in certs:
+            if not cert.extra["certified"]:
+                cert.prediction = ABSTAIN
+        return certs
+
+
+@case("aces", "selective-3class-d16", dim=16)
+def _aces_selective(trials, seed, alpha, factory):
+    """F: classes 0 | 1 | 2 split at u . x = -0.5, 0.5, confident (entropy ~0) for u . x >= -0.2, else entropy ~1;
+    theta = 0.5; core: class 2 (u random, d = 16); t ~ U(-0.6, 1.3); true radius: distance to the nearest change of
+    g = g_F where g_s = 1 else core (tight at both the selector's and F's boundary)"""
+    u = unit_vector(16, None, 2)
+    classes = IntervalClassifier(u, [-0.5, 0.5], [0, 1, 2], num_classes=3)
+    confident = IntervalClassifier(u, [-0.2], [0, 1], num_classes=2)
+    core = IntervalClassifier(u, [], [2], num_classes=3)
+    certifier = _build(factory, "aces", SelectiveInterval(classes, confident), 3, N, alpha, 16, core=core, theta=0.5)
+    xs, predictions, radii = _collect(_CertifiedOnly(certifier),
+                                      lambda count, gen, rng: classes.inputs_at(rng.uniform(-0.6, 1.3, count), gen),
+                                      trials, seed, ["l2"])
+    true_class, true_radius = selective_truth(classes, confident, core, classes.projections(xs), Gaussian(SIGMA))
+    return {"l2": Outcome(predictions, radii["l2"], true_class, true_radius)}
+
+# ANCER (flagged unsound: theta depends on x); on a half-space g_theta's class is sign(u . x) for every theta and the
+# ellipsoid's inscribed l2 radius min(theta) Phi^-1(p_A) stays below |u . x|
+_half_space_case("ancer", "gaussian", 100, axis=None, max_trials=2000, n_opt=5, steps=3)
+
+# ISRS (claimed sound): sigma(x) = sigma exp(0.05 min(||x||, 10)); on a half-space g's class is sign(u . x) whatever
+# sigma(x), so the true radius is |u . x|
+_half_space_case("isrs", "gaussian", 100, axis=None, max_trials=5000, rate=0.05)
+
+# second-order smoothing: Cohen's certificate plus the gradient bound (at n = 500, d = 100 it falls back to Cohen's,
+# the tight bound on a half-space); the slab case at d = 2, where the gradient bound is informative, is in the tests
+_half_space_case("second_order", "gaussian", 100, axis=None)
+
+
+@case("sween", "weighted-majority-rotated-d100", dim=100)
+def _sween_majority(trials, seed, alpha, factory):
+    """weights 0.4, 0.35, 0.25 on the half-spaces u . x >= a, a in (-0.2, 0.2, 0): any two outweigh the third, so the
+    weighted vote is the half-space u . x >= 0 (d = 100, adaptive exit); inputs at p_A ~ U(0.5, 0.99); true radius
+    |u . x|"""
+    u = unit_vector(100, None)
+    members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
+    oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
+    certifier = _build(factory, "sween", members, 2, N, alpha, 100, weights=np.log([0.4, 0.35, 0.25]).tolist())
+    noise = Gaussian(SIGMA)
+    return interval_outcomes(oracle, noise, certifier, _half_space_positions(noise), trials, seed, ["l2"])
+
+
+@case("smooth_reduce", "one-patch-half-space-d16", dim=16)
+def _smooth_reduce_half_space(trials, seed, alpha, factory):
+    """one 4 x 4 patch of a 1 x 4 x 4 image (A = identity: the composition is the oracle) of the half-space u . x > 0,
+    input-space noise; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
+    noise = Gaussian(SIGMA)
+    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    oracle.input_shape = (1, 4, 4)  # it flattens its input
+    certifier = _build(factory, "smooth_reduce", oracle, 2, N, alpha, 16, patch_size=4, grid=1)
+    positions = _half_space_positions(noise)
+    xs, predictions, radii = _collect(
+        certifier, lambda count, gen, rng: oracle.inputs_at(positions(rng, count), gen).view(count, 1, 4, 4), trials,
+        seed, ["l2"])
+    t = oracle.projections(xs)
+    return {"l2": Outcome(predictions, radii["l2"], oracle.smoothed_class(t, noise), oracle.true_radii(t, noise))}

@@ -133,7 +133,53 @@ class ProjectedModel(nn.Module):
         return self.base(((centred @ self.U.T) @ self.U + self.mu).view(x.shape))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP, "projected": ProjectedModel}
+class DnCNN(nn.Module):
+    """DnCNN denoiser (Zhang et al., IEEE TIP 2017), the one of denoised smoothing: ``D(x) = x - net(x)``.
+
+    ``net``: a 3x3 convolution and ReLU, ``depth - 2`` blocks of 3x3 convolution, batch norm and ReLU, and a 3x3
+    convolution back to ``in_channels``; the net predicts the noise, which is subtracted (residual output).
+    Salman et al. use ``depth = 17, width = 64``; the defaults here are sized for 8x8 digits.
+    """
+
+    def __init__(self, in_channels: int = 1, depth: int = 4, width: int = 16):
+        super().__init__()
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"DnCNN depth must be an integer >= 2, got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"DnCNN width must be an integer >= 1, got {width!r}")
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        layers.append(nn.Conv2d(width, in_channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x - self.net(x)
+
+
+class DenoisedClassifier(nn.Module):
+    """``f(D(x))``: a :class:`DnCNN` in front of a classifier ``f`` (denoised smoothing, Salman et al., NeurIPS 2020).
+
+    ``classifier_arch``/``classifier_config`` rebuild ``f`` (an image model, inputs ``C x H x W``);
+    ``denoiser_config`` holds DnCNN's ``depth`` and ``width``.  One checkpoint holds both parts' weights, so the
+    composition certifies like any base classifier.
+    """
+
+    def __init__(self, classifier_arch: str, classifier_config: dict, denoiser_config: dict | None = None):
+        super().__init__()
+        self.classifier = build_model(classifier_arch, **classifier_config)
+        self.input_shape = tuple(self.classifier.input_shape)
+        if len(self.input_shape) != 3:
+            raise ValueError(f"a denoiser needs an image classifier (inputs C x H x W), got input shape "
+                             f"{self.input_shape}")
+        self.denoiser = DnCNN(in_channels=self.input_shape[0], **(denoiser_config or {}))
+
+    def forward(self, x):
+        return self.classifier(self.denoiser(x))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP, "projected": ProjectedModel,
+                                             "denoised": DenoisedClassifier}
 
 
 def build_model(arch: str, **config) -> nn.Module:

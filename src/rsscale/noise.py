@@ -224,6 +224,69 @@ class TruncatedGaussian(NoiseDistribution):
         return f"TruncatedGaussian(sigma={self.sigma}, radius_T={self.radius_T})"
 
 
+class GeneralizedGaussian(NoiseDistribution):
+    """The generalized Gaussian P_k, density ``~ ||z||^(-2k) exp(-||z||^2 / (2 sigma'^2))`` on R^d, 0 <= k < d/2,
+    optionally restricted to the ball ``||z|| <= radius_T``.
+
+    ``sigma' = sigma sqrt(d / (d - 2k))`` keeps ``E||z||^2 = d sigma^2`` (Zhang et al., "Black-Box Certification
+    with Randomized Smoothing: A Functional Optimization Based Framework", NeurIPS 2020; Li et al., "Double
+    Sampling Randomized Smoothing", ICML 2022, which uses P_k as the primary and P_k on a ball as the secondary).
+    The radial law: ``||z||^2 / sigma'^2 ~ chi^2_{d - 2k}``; the direction is uniform.  A sample is a normalized
+    standard normal vector times ``sigma' sqrt(2 Gamma^-1_{(d-2k)/2}(v Z))``, v ~ U(0, 1), Z the ball's mass
+    (1 without a ball).  d is the number of elements of one sample; k = 0 is N(0, sigma^2 I).
+
+    Its l2 certificate needs d (the Neyman-Pearson radius is a 1-D integral,
+    :func:`rsscale.methods.dsrs.np_radius`), so :meth:`radius` raises NotImplementedError.
+    """
+
+    name = "generalized_gaussian"
+    native_norm = "l2"
+
+    def __init__(self, sigma: float, k: float, radius_T: float | None = None):
+        self.sigma = _positive("sigma", sigma)
+        k = float(k)
+        if not (math.isfinite(k) and k >= 0):
+            raise ValueError(f"k must be a finite number >= 0, got {k}")
+        self.k = k
+        self.radius_T = None if radius_T is None else _positive("radius_T", radius_T)
+
+    def dof(self, dim: int) -> float:
+        """d - 2k, the radial law's degrees of freedom; ValueError unless 0 <= k < d/2."""
+        if not self.k < dim / 2:
+            raise ValueError(f"k must lie in [0, d/2) = [0, {dim / 2}), got k={self.k} for d={dim}")
+        return dim - 2 * self.k
+
+    def scale(self, dim: int) -> float:
+        """sigma' = sigma sqrt(d / (d - 2k))."""
+        return self.sigma * math.sqrt(dim / self.dof(dim))
+
+    def ball_mass(self, dim: int) -> float:
+        """P_k(||z|| <= radius_T) (1 without a ball)."""
+        if self.radius_T is None:
+            return 1.0
+        return float(gammainc(self.dof(dim) / 2, 0.5 * (self.radius_T / self.scale(dim)) ** 2))
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rows = out.shape[0]
+        dim = out[0].numel() if rows else 0
+        out.normal_(0.0, 1.0, generator=generator)
+        if rows == 0:
+            return out
+        v = torch.rand(rows, generator=generator, device=out.device, dtype=torch.float64).cpu().numpy()
+        radius = self.scale(dim) * np.sqrt(2.0 * gammaincinv(self.dof(dim) / 2, v * self.ball_mass(dim)))
+        scale = torch.as_tensor(radius, device=out.device) / out.flatten(1).double().norm(dim=1)
+        return out.mul_(scale.to(out.dtype).view(rows, *([1] * (out.ndim - 1))))
+
+    def radius(self, p_lower: float) -> float:
+        raise NotImplementedError("the generalized Gaussian's radius depends on d: use rsscale.methods.dsrs.np_radius")
+
+    def describe(self) -> dict:
+        return {"name": self.name, "sigma": self.sigma, "k": self.k, "radius_T": self.radius_T}
+
+    def __repr__(self) -> str:
+        return f"GeneralizedGaussian(sigma={self.sigma}, k={self.k}, radius_T={self.radius_T})"
+
+
 #: Noise families by name, each built from a per-coordinate standard deviation sigma.
 FAMILIES = {
     "gaussian": lambda sigma: Gaussian(sigma),
@@ -240,3 +303,54 @@ def noise_from_sigma(family: str, sigma: float) -> NoiseDistribution:
     if family not in FAMILIES:
         raise ValueError(f"unknown noise family {family!r}; expected one of {sorted(FAMILIES)}")
     return FAMILIES[family](_positive("sigma", sigma))
+
+
+class DiagonalGaussian(NoiseDistribution):
+    """Anisotropic Gaussian N(0, diag(theta^2)), one scale vector theta per input.
+
+    Certificate (Eiras et al., "ANCER", TMLR 2022, Thm. 1; Cohen et al. after
+    the change of variables z / theta): if ``P(f(x + e) = c_A) >= p_A > 1/2``
+    then g is constant on the ellipsoid ``||delta / theta||_2 < Phi^-1(p_A)``,
+    which holds the l2 ball of radius ``min(theta) Phi^-1(p_A)``.
+
+    ``DiagonalGaussian(theta)`` is one distribution; :meth:`start` gives the
+    samples of input i (flat sampler index ``i * num_samples + j``) the scales
+    ``thetas[i]``, so one :meth:`rsscale.sampling.Sampler.counts` call serves
+    inputs with different thetas.  Call it before each such call.
+    """
+
+    name = "diagonal_gaussian"
+    native_norm = "l2"
+
+    def __init__(self, theta):
+        self.start(torch.as_tensor(theta, dtype=torch.float32)[None], None)
+
+    def start(self, thetas, num_samples: int | None) -> DiagonalGaussian:
+        """Scales ``thetas`` ``[inputs, *shape]`` for the next ``counts`` call of ``num_samples`` per input
+        (``None``: every row uses ``thetas[0]``)."""
+        thetas = torch.as_tensor(thetas, dtype=torch.float32)
+        if not bool(torch.isfinite(thetas).all()) or bool((thetas <= 0).any()):
+            raise ValueError("every theta (per-coordinate standard deviation) must be a finite number > 0")
+        self.thetas, self.num_samples, self.cursor = thetas, num_samples, 0
+        return self
+
+    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rows = out.shape[0]
+        if self.num_samples is None:
+            owners = torch.zeros(rows, dtype=torch.long)
+        else:
+            owners = torch.arange(self.cursor, self.cursor + rows) // self.num_samples
+        self.cursor += rows
+        out.normal_(0.0, 1.0, generator=generator)
+        return out.mul_(self.thetas[owners].to(out.device).view(rows, *out.shape[1:]))
+
+    def radius(self, p_lower: float) -> float:
+        """The l2 radius ``min(theta) Phi^-1(p_lower)`` of the one distribution (not after :meth:`start`)."""
+        if len(self.thetas) != 1:
+            raise ValueError("the radius depends on each input's theta: use min(theta_i) Phi^-1(p_lower)")
+        if p_lower <= 0.5:
+            return 0.0
+        return float(self.thetas.min()) * float(_std_normal.ppf(p_lower))
+
+    def describe(self) -> dict:
+        return {"name": self.name}

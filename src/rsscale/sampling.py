@@ -6,11 +6,17 @@ run at the speed of the model's forward pass:
 * noise is drawn in place into one preallocated batch buffer (memory is
   bounded by ``batch_size`` whatever the number of samples);
 * the clean input is added in place, one broadcast add per input in the batch;
-* votes are accumulated on the device with ``index_add_`` -- no per-sample
-  Python loop and no host synchronisation until the final counts are read;
+* votes are accumulated on the device with ``index_add_`` (into the one
+  input's row when a batch belongs to one input, the usual case) -- no
+  per-sample Python loop and no host synchronisation until the counts are read;
 * the samples of several inputs are packed into the same batches, so small
   models and small selection phases (``n0 = 100``) still fill the hardware;
-* noise comes from an explicit ``torch.Generator``, so a seed fixes the result.
+* noise comes from an explicit ``torch.Generator``, so a seed fixes the result;
+* on CUDA the inputs travel through pinned memory without blocking, noise is
+  drawn on the device and the counts are read back once per call;
+* engine options (:class:`Sampler`): ``autocast`` (bf16/fp16), ``channels_last``
+  and ``compile`` (``torch.compile``); they change how the model runs, never
+  which noise is drawn.
 
 Sample ``j`` of input ``i`` has the flat index ``i * num_samples + j``; batches
 cover consecutive flat indices.  The draws therefore depend on the seed,
@@ -22,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,6 +95,32 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
+#: ``autocast`` option -> autocast dtype.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_engine_options(autocast, channels_last, compile, device: torch.device) -> torch.dtype | None:
+    """Validate the engine options of :class:`Sampler`; return the autocast dtype (None: float32)."""
+    if autocast is not None and autocast not in AUTOCAST_DTYPES:
+        raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
+    if autocast == "fp16" and device.type != "cuda":
+        raise ValueError(f"autocast='fp16' needs a CUDA device, got {device.type!r}; use autocast='bf16' on CPU")
+    for name, value in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+    if compile and not hasattr(torch, "compile"):
+        raise ValueError(f"compile=True needs torch.compile (PyTorch >= 2.0), this is torch {torch.__version__}")
+    return AUTOCAST_DTYPES.get(autocast)
+
+
+def to_device(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``inputs`` as float32 on ``device``; host-to-GPU copies go through pinned memory, without blocking."""
+    inputs = inputs.to(torch.float32)
+    if device.type == "cuda" and inputs.device.type == "cpu":
+        return inputs.pin_memory().to(device, non_blocking=True)
+    return inputs.to(device)
+
+
 @dataclass
 class Sampler:
     """Draws noisy copies of inputs through a model and counts the votes.
@@ -100,6 +133,16 @@ class Sampler:
         batch_size: samples per forward pass; bounds memory.
         device: where noise is drawn and the model runs.
         vote: turns logits into vote ids (default: argmax).
+        autocast: ``None`` (float32), ``"bf16"`` or ``"fp16"`` (CUDA only):
+            the model runs under :func:`torch.autocast` at that precision; the
+            noise and the clean-input add stay in float32 and the logits are
+            cast back to float32 before voting.
+        channels_last: run the model on channels-last batches (4-D inputs
+            only); the model's 4-D weights are converted in place.  The noise
+            is still drawn in the standard layout, so the draws do not change.
+        compile: run ``torch.compile(model)``; if compilation fails (no
+            compiler, unsupported platform) a warning is issued, the model
+            runs eagerly and ``compile`` is set to False.
     """
 
     model: torch.nn.Module
@@ -108,6 +151,9 @@ class Sampler:
     batch_size: int = 1000
     device: torch.device = torch.device("cpu")
     vote: VoteFunction = argmax_vote
+    autocast: str | None = None
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         if int(self.batch_size) < 1:
@@ -117,8 +163,40 @@ class Sampler:
         self.batch_size = int(self.batch_size)
         self.num_votes = int(self.num_votes)
         self.device = resolve_device(self.device)
+        self._precision = check_engine_options(self.autocast, self.channels_last, self.compile, self.device)
         if self.device.type == "cpu":
             keep_freed_memory()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._run = torch.compile(self.model, dynamic=False) if self.compile else self.model
+
+    def settings(self) -> dict:
+        """The engine options, for provenance (``compile`` is False after a fallback)."""
+        return {"autocast": self.autocast, "channels_last": self.channels_last, "compile": self.compile}
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits of the model on ``batch`` with the engine options applied (float32)."""
+        if self.channels_last:
+            if batch.ndim != 4:
+                raise ValueError(f"channels_last needs 4-D batches [m, C, H, W], got shape {tuple(batch.shape)}")
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        try:
+            return self._call(batch)
+        except Exception as err:  # compilation errors surface at the first call; eager reruns re-raise real ones
+            if self._run is self.model:
+                raise
+            reason = (str(err).splitlines() or [""])[0]
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {reason}); running the model eagerly",
+                          RuntimeWarning, stacklevel=2)
+            self._run, self.compile = self.model, False
+            return self._call(batch)
+
+    def _call(self, batch: torch.Tensor) -> torch.Tensor:
+        if self._precision is None:
+            return self._run(batch)
+        with torch.autocast(self.device.type, dtype=self._precision):
+            logits = self._run(batch)
+        return logits.float()
 
     @torch.inference_mode()
     def counts(
@@ -138,36 +216,95 @@ class Sampler:
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        inputs = inputs.to(self.device, torch.float32)
+        if self.channels_last and inputs.ndim != 4:
+            raise ValueError(f"channels_last needs 4-D inputs [num_inputs, C, H, W], got shape {tuple(inputs.shape)}")
+        inputs = to_device(inputs, self.device)
         num_inputs = inputs.shape[0]
         total = num_inputs * num_samples
         gen = device_generator(generator, self.device)
         width = min(self.batch_size, total)
-        buffer = torch.empty((width, *inputs.shape[1:]), device=self.device)
+        noise = torch.empty((width, *inputs.shape[1:]), device=self.device)
+        buffer = torch.empty_like(noise, memory_format=torch.channels_last) if self.channels_last else noise
         offsets = torch.arange(width, device=self.device)
         ones = torch.ones(width, dtype=torch.long, device=self.device)
-        counts = torch.zeros(num_inputs * self.num_votes, dtype=torch.long, device=self.device)
+        counts = torch.zeros((num_inputs, self.num_votes), dtype=torch.long, device=self.device)
         for start in range(0, total, width):
             stop = min(start + width, total)
-            batch = self.noise.sample_(buffer[: stop - start], gen)
-            self._add_inputs(batch, inputs, start, stop, num_samples)
-            logits = self.model(batch)
+            segments = self._segments(start, stop, num_samples)
+            drawn = self.noise.sample_(noise[: stop - start], gen)
+            batch = buffer[: stop - start]
+            for i, lo, hi in segments:
+                if self.channels_last:  # the add also writes the channels-last copy
+                    torch.add(drawn[lo:hi], inputs[i], out=batch[lo:hi])
+                else:
+                    batch[lo:hi].add_(inputs[i])
+            logits = self.forward(batch)
             if logits.ndim != 2 or logits.shape[0] != stop - start:
                 raise ValueError(
                     f"the model must return logits of shape [batch, classes], got {tuple(logits.shape)}"
                 )
             votes = self.vote(logits)
-            owners = torch.div(offsets[: stop - start] + start, num_samples, rounding_mode="floor")
-            counts.index_add_(0, owners * self.num_votes + votes, ones[: stop - start])
+            if len(segments) == 1:  # the usual case: the whole batch belongs to one input
+                counts[segments[0][0]].index_add_(0, votes, ones[: stop - start])
+            else:
+                owners = torch.div(offsets[: stop - start] + start, num_samples, rounding_mode="floor")
+                counts.view(-1).index_add_(0, owners * self.num_votes + votes, ones[: stop - start])
             if progress is not None:
                 progress(stop - start)
-        return counts.view(num_inputs, self.num_votes).cpu()
+        return counts.cpu()  # the only host synchronisation of the call
 
     @staticmethod
-    def _add_inputs(batch, inputs, start, stop, num_samples):
-        """Add to each noise row of the flat range [start, stop) its clean input."""
+    def _segments(start: int, stop: int, num_samples: int) -> list[tuple[int, int, int]]:
+        """``(input, lo, hi)``: rows ``[lo, hi)`` of the batch covering the flat range [start, stop) are input's."""
         first, last = start // num_samples, (stop - 1) // num_samples
-        for i in range(first, last + 1):
-            lo = max(start, i * num_samples) - start
-            hi = min(stop, (i + 1) * num_samples) - start
-            batch[lo:hi].add_(inputs[i])
+        return [(i, max(start, i * num_samples) - start, min(stop, (i + 1) * num_samples) - start)
+                for i in range(first, last + 1)]
+
+    @torch.inference_mode()
+    def draw_votes(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+                   limit: int | None = None) -> torch.Tensor:
+        """The vote of every noisy copy of one input ``x`` (no batch dimension), in draw order (int64, CPU).
+
+        The noise is drawn exactly as :meth:`counts` draws it for ``x[None]``
+        and ``num_samples`` (same chunks of ``min(batch_size, num_samples)``
+        rows), so ``bincount`` of the result equals those counts for the same
+        generator state.  ``limit`` keeps only the first ``limit`` copies: their
+        noise is regenerated identically and the model runs on those rows only
+        (the rest of the last chunk is drawn and discarded).  Incremental
+        certification uses this to replay the first draws of a cached seed.
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        limit = num_samples if limit is None else int(limit)
+        if not 1 <= limit <= num_samples:
+            raise ValueError(f"limit must lie in [1, num_samples = {num_samples}], got {limit}")
+        x = x.to(self.device, torch.float32)
+        gen = device_generator(generator, self.device)
+        width = min(self.batch_size, num_samples)
+        buffer = torch.empty((width, *x.shape), device=self.device)
+        votes = []
+        for start in range(0, limit, width):
+            rows = min(width, num_samples - start)
+            used = min(rows, limit - start)
+            batch = self.noise.sample_(buffer[:rows], gen)[:used].add_(x)
+            logits = self.forward(batch)
+            if logits.ndim != 2 or logits.shape[0] != used:
+                raise ValueError(
+                    f"the model must return logits of shape [batch, classes], got {tuple(logits.shape)}"
+                )
+            votes.append(self.vote(logits))
+        return torch.cat(votes).cpu()
+
+
+def reparameterized_probs(model: torch.nn.Module, xs: torch.Tensor, scales: torch.Tensor,
+                          eps: torch.Tensor) -> torch.Tensor:
+    """``psi_i = mean_j softmax(f(x_i + scales_i * eps_ij))`` ``[inputs, classes]``, differentiable in ``scales``.
+
+    ``eps`` is ``[inputs, m, *shape]`` standard normal, ``scales`` ``[inputs, *shape]`` (anisotropic) or broadcastable
+    to it.  The reparameterisation trick of the sigma-optimising families (ANCER); the certificates themselves never
+    use it: their counts come from :class:`Sampler`.
+    """
+    b, m = eps.shape[:2]
+    scales = scales.expand(b, *xs.shape[1:])[:, None]
+    logits = model((xs[:, None] + scales * eps).reshape(b * m, *xs.shape[1:]))
+    return torch.softmax(logits, dim=1).view(b, m, -1).mean(dim=1)

@@ -80,6 +80,9 @@ class SmoothedClassifier:
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
         input_shape: expected shape of one input; defaults to
             ``model.input_shape`` when the model has it.
+        autocast, channels_last, compile: the sampling engine's options
+            (see :class:`rsscale.sampling.Sampler`); the defaults run the
+            model as given, in float32.
     """
 
     def __init__(
@@ -90,6 +93,9 @@ class SmoothedClassifier:
         batch_size: int = 1000,
         device: str | torch.device | None = None,
         input_shape: Sequence[int] | None = None,
+        autocast: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         self.num_classes = check_sample_size("num_classes", num_classes)
         if not isinstance(noise, NoiseDistribution):
@@ -99,7 +105,8 @@ class SmoothedClassifier:
         self.model = model.to(self.device).eval()
         self.input_shape = tuple(input_shape or getattr(model, "input_shape", ()) or ()) or None
         self.sampler = Sampler(
-            self.model, noise, self.num_classes, check_sample_size("batch_size", batch_size), self.device
+            self.model, noise, self.num_classes, check_sample_size("batch_size", batch_size), self.device,
+            autocast=autocast, channels_last=channels_last, compile=compile,
         )
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, generator=None, progress=None) -> Certificate:

@@ -46,18 +46,21 @@ MODELS = {}
 RUNS = {}
 
 
-def model_for(dataset, sigma, objective=None):
+def model_for(dataset, sigma, objective=None, seed=None):
     """Register (once) the model certified at sigma on a dataset; return its checkpoint path.
 
     It is trained at sigma unless the dataset's own ``training`` section says otherwise, with
-    the config's training objective unless ``objective`` = ``(name, params)`` is given.
+    the config's training objective unless ``objective`` = ``(name, params)`` is given, and
+    with the study's seed unless ``seed`` is given (ensemble members differ only in it).
     """
     training = {**config["training"], **dataset_spec(dataset).get("training", {})}
     train_sigma = training.get("sigma", sigma)
     model = dataset_spec(dataset).get("model", config["model"])
     name, objective_params = objective or (training["objective"], training.get("objective_params", {}))
-    path = f"results/models/{dataset}/{name}_sigma{train_sigma}.pt"
+    suffix = "" if seed is None else f"_seed{seed}"
+    path = f"results/models/{dataset}/{name}_sigma{train_sigma}{suffix}.pt"
     MODELS[path] = {
+        "seed": config["seed"] if seed is None else seed,
         "dataset": dataset,
         "sigma": train_sigma,
         "objective": name,
@@ -71,12 +74,12 @@ def model_for(dataset, sigma, objective=None):
     return path
 
 
-def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10, objective=None):
-    """Register a certification run; return its CSV path."""
+def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10, objective=None, models=None):
+    """Register a certification run; return its CSV path (``models``: several checkpoints, for ensembles)."""
     path = f"results/certify/{dataset}/{method}/{tag}.csv"
     RUNS[path] = {
         "dataset": dataset,
-        "model": model_for(dataset, sigma, objective),
+        "model": models or model_for(dataset, sigma, objective),
         "method": method,
         "sigma": sigma,
         "params": params,
@@ -96,7 +99,7 @@ def cohen_run(dataset, sigma, n, max_inputs=None, noise="gaussian"):
     c = config["cohen"]
     inputs = max_inputs or "all"
     tag = f"{noise}_sigma{sigma}_n{n}_{inputs}"
-    params = cohen_params(n, noise=noise)
+    params = cohen_params(n, noise=noise, **c.get("engine", {}))  # engine: autocast/channels_last/compile (GPU configs)
     return certify_run(dataset, "cohen", sigma, tag, params, max_inputs, c["skip"], c["pack"])
 
 
@@ -162,6 +165,8 @@ def dsrs_run(secondary):
     extra = {"sigma_q": c["sigma_q"]} if secondary == "scaled" and "sigma_q" in c else {}
     if secondary == "truncated" and "truncation" in c:
         extra = {"truncation": c["truncation"]}
+    if c.get("k"):
+        extra["k"] = c["k"]
     params = {"n0": c["n0"], "n": c["n"], "alpha": c["alpha"], "batch_size": c.get("batch_size", 1000),
               "secondary": secondary, **extra}
     inputs = c.get("max_inputs") or "all"
@@ -174,6 +179,10 @@ DSRS_RUNS = [dsrs_run(secondary) for secondary in config["dsrs"]["secondaries"]]
 
 def profile_path(model):
     return model.replace("results/models/", "results/profile/").removesuffix(".pt") + ".csv"
+
+
+# the engine profile per model size (profile.sizes): untrained models of several sizes on the cohen dataset
+PROFILE_SIZES = config["profile"].get("sizes")
 
 
 # the inference cost: ISS and adaptive certification next to the sample-count sweep (same model and inputs)
@@ -212,6 +221,79 @@ TRAINING_RUNS = [
 ] if TRAINING else []
 
 
+# extra information at extra cost (local information, ensembles, input-specific sigma): each family
+# next to Cohen's CERTIFY on the same model, inputs and n; ensembles combine the main model with
+# members trained the same way from other seeds
+EXTRA = config.get("extra_information")
+EXTRA_RUNS = []
+if EXTRA:
+
+    def extra_run(tag, method, ensemble=False, **params):
+        members = None
+        if ensemble:
+            members = [model_for(EXTRA["dataset"], EXTRA["sigma"])] + [
+                model_for(EXTRA["dataset"], EXTRA["sigma"], seed=config["seed"] + k) for k in range(1, EXTRA["members"])
+            ]
+        return certify_run(EXTRA["dataset"], method, EXTRA["sigma"],
+                           f"{tag}_sigma{EXTRA['sigma']}_n{EXTRA['n']}_{EXTRA['max_inputs']}",
+                           cohen_params(EXTRA["n"], **params), EXTRA["max_inputs"], 1, config["cohen"]["pack"],
+                           models=members)
+
+    EXTRA_RUNS = [extra_run("baseline", "cohen")] + [
+        extra_run(tag, **spec) for tag, spec in EXTRA["runs"].items()
+    ]
+
+
+# ACES: F = the main study's Gaussian-trained model at each sigma, core = the same architecture trained without
+# noise; one theta-sweep file per sigma
+ACES = config.get("aces")
+ACES_PARAMS = {"n0": ACES["n0"], "n": ACES["n"], "alpha": config["cohen"]["alpha"],
+               "batch_size": config["cohen"]["batch_size"]} if ACES else {}
+ACES_SWEEPS = {
+    f"results/aces/{ACES['dataset']}/sigma{sigma}.csv": {"model": model_for(ACES["dataset"], sigma),
+                                                         "core": model_for(ACES["dataset"], 0.0)}
+    for sigma in ACES["sigmas"]
+} if ACES else {}
+
+
+def table_outputs(name):
+    """A table's CSV (in the HTML report, with the caption ``workflow/report/tables/<name>.rst``), Markdown and LaTeX."""
+    caption = os.path.join(workflow.basedir, "workflow", "report", "tables", f"{name}.rst")
+    return [report(f"results/tables/{name}.csv", caption=caption, category="Tables", labels={"table": name}),
+            f"results/tables/{name}.md", f"results/tables/{name}.tex"]
+
+
+# denoised smoothing: a classifier trained without noise, certified bare and behind DnCNN denoisers trained for
+# each (sigma, objective) in front of it, next to the main study's Gaussian-trained model on the same inputs
+DENOISED = config.get("denoised")
+DENOISERS = {}  # composed checkpoint path -> its train-denoiser arguments
+
+
+def denoised_runs(spec):
+    """Register the runs of the denoised-smoothing table; return their CSV paths."""
+    dataset, c = spec["dataset"], config["cohen"]
+    clean = model_for(dataset, 0.0)
+    params = cohen_params(spec["n"])
+    runs = []
+    for sigma in spec["sigmas"]:
+        tag = f"sigma{sigma}_n{spec['n']}_{spec['max_inputs']}"
+        runs.append(certify_run(dataset, "cohen", sigma, f"clean_{tag}", params, spec["max_inputs"], c["skip"],
+                                c["pack"], models=clean))
+        for objective in spec["objectives"]:
+            path = f"results/models/{dataset}/denoised/{objective}_sigma{sigma}.pt"
+            DENOISERS[path] = {"classifier": clean, "objective": objective, "sigma": sigma,
+                               **{k: spec[k] for k in ("depth", "width", "epochs", "batch_size", "lr")}}
+            runs.append(certify_run(dataset, "denoised", sigma, f"{objective}_{tag}", params, spec["max_inputs"],
+                                    c["skip"], c["pack"], models=path))
+        # the Gaussian-trained model: the main study's run when it covers these inputs (the table keeps the shared ones)
+        main = dataset == c["dataset"] and sigma in config["sigmas"] and spec["n"] == c["n"]
+        runs.append(cohen_run(dataset, sigma, spec["n"], c.get("max_inputs") if main else spec["max_inputs"]))
+    return runs
+
+
+DENOISED_RUNS = denoised_runs(DENOISED) if DENOISED else []
+
+
 def study_tables():
     """Names of the tables this config's study writes (the claims table aside)."""
     tables = ["certified_accuracy", "sample_count", "profile"]
@@ -227,6 +309,18 @@ def study_tables():
         tables += ["soundness"]
     if COST_RUNS:
         tables += ["inference_cost"]
+    if DENOISED_RUNS:
+        tables += ["denoised"]
+    if "violations" in config:
+        tables += ["violations"]
+    if EXTRA_RUNS:
+        tables += ["extra_information"]
+    if "incremental" in config:
+        tables += ["incremental"]
+    if ACES_SWEEPS:
+        tables += ["aces"]
+    if PROFILE_SIZES:
+        tables += ["profile_sizes"]
     return tables
 
 
@@ -240,6 +334,10 @@ def study_figures():
         figures += ["training_tradeoff"]
     if COST_RUNS:
         figures += ["cost_frontier"]
+    if EXTRA_RUNS:
+        figures += ["extra_information"]
+    if ACES_SWEEPS:
+        figures += ["aces_tradeoff"]
     return figures
 
 

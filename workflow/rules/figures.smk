@@ -87,3 +87,18 @@ rule figure_cost_frontier:
         "logs/figures/cost_frontier.log",
     shell:
         "rsscale figure cost --inputs {input} --out figures/cost_frontier > {log} 2>&1"
+
+
+rule figure_extra_information:
+    """ACR ratio to Cohen vs wall-clock ratio, one marker per method (hollow: flagged unsound)."""
+    input:
+        EXTRA_RUNS,
+    output:
+        report("figures/extra_information.png", caption="../report/extra_information.rst", category="Extra information"),
+        "figures/extra_information.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/extra_information.log",
+    shell:
+        "rsscale figure extra-information --inputs {input} --out figures/extra_information > {log} 2>&1"

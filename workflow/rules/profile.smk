@@ -12,6 +12,7 @@ rule profile:
         batches=config["profile"]["batches"],
         repeats=config["profile"]["repeats"],
         batch_sizes=" ".join(str(b) for b in config["profile"]["batch_sizes"]),
+        engine=as_json(config["profile"].get("engine", {})),
         seed=config["seed"],
     threads: workflow.cores
     conda:
@@ -20,5 +21,32 @@ rule profile:
         "logs/profile/{dataset}/{name}.log",
     shell:
         "rsscale profile --data {input.data} --checkpoint {input.model} --batch-sizes {params.batch_sizes}"
-        " --batches {params.batches} --repeats {params.repeats} --seed {params.seed}"
+        " --batches {params.batches} --repeats {params.repeats} --engine {params.engine} --seed {params.seed}"
         " --threads {threads} --out {output.csv} 2>&1 | tee {log}"
+
+
+rule table_profile_sizes:
+    """The engine profile per model size: certification / forward-only throughput of untrained models of each size."""
+    input:
+        f"results/data/{config['cohen']['dataset']}.pt",
+    output:
+        table_outputs("profile_sizes"),
+        sidecar="results/tables/profile_sizes.json",
+    params:
+        models=as_json(config["profile"].get("sizes", {}).get("models", {})),
+        batches=config["profile"].get("sizes", {}).get("batches", 1),
+        repeats=config["profile"].get("sizes", {}).get("repeats", 1),
+        batch_sizes=" ".join(str(b) for b in config["profile"]["batch_sizes"]),
+        engine=as_json(config["profile"].get("engine", {})),
+        sigma=config["profile"]["sigmas"][0],
+        seed=config["seed"],
+    threads: workflow.cores
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/profile_sizes.log",
+    shell:
+        "rsscale profile-sizes --data {input} --models {params.models} --sigma {params.sigma}"
+        " --batch-sizes {params.batch_sizes} --batches {params.batches} --repeats {params.repeats}"
+        " --engine {params.engine} --seed {params.seed} --threads {threads} --out results/tables/profile_sizes.csv"
+        " 2>&1 | tee {log}"

@@ -3,7 +3,7 @@ rule table_certified_accuracy:
     input:
         MAIN_RUNS,
     output:
-        multiext("results/tables/certified_accuracy", ".csv", ".md", ".tex"),
+        table_outputs("certified_accuracy"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
     conda:
@@ -20,7 +20,7 @@ rule table_sample_count:
     input:
         SAMPLE_COUNT_RUNS,
     output:
-        multiext("results/tables/sample_count", ".csv", ".md", ".tex"),
+        table_outputs("sample_count"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
     conda:
@@ -37,7 +37,7 @@ rule table_profile:
     input:
         [profile_path(m) for m in PROFILE_MODELS],
     output:
-        multiext("results/tables/profile", ".csv", ".md", ".tex"),
+        table_outputs("profile"),
     conda:
         "../../environment.yml"
     log:
@@ -51,8 +51,8 @@ rule table_dimension:
     input:
         DIMENSION_RUNS,
     output:
-        multiext("results/tables/dimension", ".csv", ".md", ".tex"),
-        multiext("results/tables/dimension_slopes", ".csv", ".md", ".tex"),
+        table_outputs("dimension"),
+        table_outputs("dimension_slopes"),
     params:
         l2=" ".join(str(r) for r in config.get("dimension", {}).get("l2_radii", [])),
         linf=" ".join(str(r) for r in config.get("dimension", {}).get("linf_radii", [])),
@@ -70,7 +70,7 @@ rule table_dimension_remedies:
     input:
         REMEDY_RUNS,
     output:
-        multiext("results/tables/dimension_remedies", ".csv", ".md", ".tex"),
+        table_outputs("dimension_remedies"),
     params:
         l2=" ".join(str(r) for r in config.get("dimension", {}).get("l2_radii", [])),
     conda:
@@ -87,7 +87,7 @@ rule table_dsrs:
     input:
         DSRS_RUNS,
     output:
-        multiext("results/tables/dsrs", ".csv", ".md", ".tex"),
+        table_outputs("dsrs"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
     conda:
@@ -104,7 +104,7 @@ rule table_claims:
         ledger=os.path.join(workflow.basedir, "workflow", "config", "claims.yaml"),
         tables=[f"results/tables/{t}.csv" for t in study_tables()],
     output:
-        multiext("results/tables/claims", ".csv", ".md", ".tex"),
+        table_outputs("claims"),
     conda:
         "../../environment.yml"
     log:
@@ -118,7 +118,7 @@ rule table_training_methods:
     input:
         TRAINING_RUNS,
     output:
-        multiext("results/tables/training_methods", ".csv", ".md", ".tex"),
+        table_outputs("training_methods"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
     conda:
@@ -134,7 +134,7 @@ rule table_soundness:
     """Violation rates of every registered certifier on exact oracles, with Clopper-Pearson intervals; the job
     fails if a method claimed sound violates its certificates significantly more often than alpha."""
     output:
-        multiext("results/tables/soundness", ".csv", ".md", ".tex"),
+        table_outputs("soundness"),
     params:
         trials=config.get("soundness", {}).get("trials", 0),
         alpha=config.get("soundness", {}).get("alpha", 0.05),
@@ -154,10 +154,27 @@ rule table_inference_cost:
     input:
         SAMPLE_COUNT_RUNS + COST_RUNS,
     output:
-        multiext("results/tables/inference_cost", ".csv", ".md", ".tex"),
+        table_outputs("inference_cost"),
     conda:
         "../../environment.yml"
     log:
         "logs/tables/inference_cost.log",
     shell:
         "rsscale table cost --inputs {input} --out results/tables/inference_cost 2>&1 | tee {log}"
+
+
+rule table_extra_information:
+    """Local information, ensembles, input-specific sigma vs Cohen on the same inputs: ACR gain and its cost."""
+    input:
+        EXTRA_RUNS,
+    output:
+        table_outputs("extra_information"),
+    params:
+        radii=" ".join(str(r) for r in config["radii"]),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/extra_information.log",
+    shell:
+        "rsscale table extra-information --inputs {input} --radii {params.radii}"
+        " --out results/tables/extra_information 2>&1 | tee {log}"

@@ -12,7 +12,7 @@ rule train:
             " --epochs {epochs} --batch-size {batch_size} --lr {lr}"
         ).format(ap=as_json(MODELS[output.model]["arch_params"]), op=as_json(MODELS[output.model]["objective_params"]),
                  **MODELS[output.model]),
-        seed=config["seed"],
+        seed=lambda w, output: MODELS[output.model]["seed"],
     threads: 1
     conda:
         "../../environment.yml"

@@ -222,6 +222,99 @@ def training_gain_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]
     return measured, "not supported" if all(against) else "inconclusive"
 
 
+@test("denoiser_gain")
+def denoiser_gain_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """At every sigma of the ``denoised`` table, the noise-free classifier behind the ``objective`` denoiser has an
+    ACR at least ``min_gain`` x its ACR without a denoiser, and at least ``min_fraction`` of the Gaussian-trained
+    classifier's ACR (Salman et al.: far above no denoiser, close to noise training)."""
+    rows = tables["denoised"]
+    parts, gains, fractions = [], [], []
+    for sigma in sorted({r["sigma"] for r in rows}):
+        acr = {r["denoiser"] if r["model"] != "gaussian-trained" else "gaussian": r["ACR"]
+               for r in rows if r["sigma"] == sigma}
+        if not all(k in acr for k in (params["objective"], "none", "gaussian")):
+            return f"sigma = {sigma:g}: no {params['objective']}, bare or Gaussian-trained row", "not measured"
+        denoised, bare, gaussian = acr[params["objective"]], acr["none"], acr["gaussian"]
+        gains.append(denoised / bare if bare > 0 else math.inf if denoised > 0 else 1.0)
+        fractions.append(denoised / gaussian if gaussian > 0 else math.nan)
+        parts.append(f"sigma {sigma:g}: ACR {bare:.3f} bare -> {denoised:.3f} with the {params['objective']} "
+                     f"denoiser (Gaussian-trained {gaussian:.3f}, {100 * fractions[-1]:.0f} %)")
+    if not parts:
+        return "no rows", "not measured"
+    measured = "; ".join(parts)
+    gain_ok = [g >= params.get("min_gain", 1.5) for g in gains]
+    close_ok = [f >= params.get("min_fraction", 0.5) for f in fractions]
+    if all(gain_ok) and all(close_ok):
+        return measured, "supported"
+    return measured, "not supported" if not any(gain_ok) else "inconclusive"
+
+
+@test("extra_gain")
+def extra_gain_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """Rows of ``extra_information`` whose family or tag is in ``methods`` against the Cohen baseline, judged on the
+    95 % paired-bootstrap interval of the ACR difference (relative to the baseline's ACR):
+
+    * ``expect: gain``: the interval lies above 0 (supported) / below or at 0 (not supported);
+    * ``expect: little``: the interval lies below ``max_gain`` (supported) / above it (not supported);
+    * ``expect: any``: only the cost decides;
+
+    and, when given, the base-model evaluations per input over the baseline's are >= ``min_cost`` or <= ``max_cost``,
+    and the extra evaluations per input are at most ``max_extra`` times ``extra_of_n`` (a search whose cost does not
+    depend on n, judged against a run of the published n).
+    Intervals straddling the threshold make the claim inconclusive."""
+    rows = tables["extra_information"]
+    base = next((r for r in rows if r["family"] == "cohen"), None)
+    mine = [r for r in rows if r["family"] in params["methods"] or r["method"] in params["methods"]]
+    if base is None or not mine:
+        return "no rows", "not measured"
+    acr = base["ACR"]
+    if params["expect"] not in ("gain", "little", "any"):
+        raise ValueError(f"extra_gain: expect must be gain, little or any, got {params['expect']!r}")
+    threshold = params.get("max_gain", 0.0) if params["expect"] == "little" else 0.0
+    parts, holds, against = [], [], []
+    for row in mine:
+        low, high = row["ACR_diff_low"] / acr, row["ACR_diff_high"] / acr
+        cost = row["cost_ratio_evaluations"]
+        parts.append(f"{row['method']}: ACR x{row['ACR_ratio']:.3f} (95 % CI of the gain {100 * low:+.1f} .. "
+                     f"{100 * high:+.1f} %) at x{cost:.2f} evaluations, x{row['cost_ratio_seconds']:.2f} wall-clock"
+                     + ("" if row["sound"] else ", unsound"))
+        if params["expect"] == "gain":
+            ok, bad = low > threshold, high <= threshold
+        elif params["expect"] == "little":
+            ok, bad = high < threshold, low > threshold
+        else:
+            ok, bad = True, False
+        if "min_cost" in params:
+            ok, bad = ok and cost >= params["min_cost"], bad or cost < params["min_cost"]
+        if "max_cost" in params:
+            ok, bad = ok and cost <= params["max_cost"], bad or cost > params["max_cost"]
+        if "max_extra" in params:  # extra evaluations as a fraction of a Cohen run with extra_of_n samples
+            extra = (row["evaluations_per_input"] - base["evaluations_per_input"]) / params["extra_of_n"]
+            parts[-1] += f", extra evaluations {100 * extra:.1f} % of n = {params['extra_of_n']:g}"
+            ok, bad = ok and extra <= params["max_extra"], bad or extra > params["max_extra"]
+        holds.append(ok)
+        against.append(bad)
+    measured = f"{'; '.join(parts)} ({int(base['inputs'])} inputs, Cohen ACR {acr:.3f})"
+    if all(holds):
+        return measured, "supported"
+    return measured, "not supported" if all(against) else "inconclusive"
+
+
+@test("violations_found")
+def violations_found_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+    """The ``violations`` table: supported when every method of ``unsound`` has a found violation and every method of
+    ``sound`` none; not supported when a listed unsound method has none or a sound one has some."""
+    rows = {r["method"]: r for r in tables["violations"]}
+    listed = list(params.get("unsound", [])) + list(params.get("sound", []))
+    if not listed or any(m not in rows for m in listed):
+        return f"missing rows: {[m for m in listed if m not in rows]}", "not measured"
+    measured = "; ".join(f"{m}: {int(rows[m]['violations'])} violations in {int(rows[m]['points'])} points"
+                         for m in listed)
+    holds = (all(rows[m]["violations"] > 0 for m in params.get("unsound", []))
+             and all(rows[m]["violations"] == 0 for m in params.get("sound", [])))
+    return measured, "supported" if holds else "not supported"
+
+
 @test("pending")
 def pending_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
     """A claim whose experiment the study does not run yet."""

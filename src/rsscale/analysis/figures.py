@@ -215,3 +215,26 @@ def cost_frontier_figure(rows: Sequence[dict], prefix) -> list[Path]:
     decisions.legend(frameon=False, fontsize=7, ncol=2)
     fig.tight_layout()
     return save(fig, prefix)
+
+
+def extra_information_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """What does the extra information cost: ACR ratio to Cohen (with the paired 95 % bootstrap interval of the
+    difference, scaled to a ratio) vs the wall-clock ratio, one marker per method; hollow = flagged unsound (rows of
+    :func:`rsscale.analysis.extra_information.extra_information_rows`, the first row the baseline)."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    base_acr = rows[0]["ACR"]
+    for i, row in enumerate(rows[1:]):
+        color = f"C{i % 10}"
+        errors = [[(row["ACR_diff"] - row["ACR_diff_low"]) / base_acr], [(row["ACR_diff_high"] - row["ACR_diff"]) / base_acr]]
+        ax.errorbar(row["cost_ratio_seconds"], row["ACR_ratio"], yerr=errors, fmt="o", color=color,
+                    markerfacecolor=color if row["sound"] else "none", capsize=3,
+                    label=row["method"] + ("" if row["sound"] else " (unsound)"))
+    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("wall-clock per input / Cohen's (same n, model, inputs)")
+    ax.set_ylabel("ACR / Cohen's ACR")
+    ax.set_title("what does the extra information cost?")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    fig.tight_layout()
+    return save(fig, prefix)

@@ -13,7 +13,8 @@ input (e.g. the one-hot oracles) only the explicit term ``(Phi^-1(psi_1) - Phi^-
 which raises s while the top class leads.
 
 NOT a valid certificate for one smoothed classifier: s depends on x, so each input is certified for a different
-smoothed classifier (Sukenik, Kuvshinov & Guennemann, ICML 2022); the paper's memory-based certification is the fix.
+smoothed classifier (Sukenik, Kuvshinov & Guennemann, ICML 2022).  ``memory=True`` applies the paper's memory-based
+certification (:mod:`rsscale.memory`): the certificates become mutually consistent, which is all that fix guarantees.
 
 The optimisation needs gradients through the model, which :class:`rsscale.sampling.Sampler` (inference-mode vote
 counts) does not give, so its ``steps n_opt`` differentiable passes are drawn here, inputs in chunks of
@@ -31,6 +32,7 @@ import torch
 
 from rsscale.bounds import check_alpha
 from rsscale.certificate import Certificate
+from rsscale.memory import Memory
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.qcrs import ScaledGaussian, certify_at_sigmas
 from rsscale.noise import Gaussian
@@ -61,7 +63,7 @@ class DDRS(Certifier):
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_opt: int = 100, steps: int = 100, lr: float = 0.01, low: float = 0.25, high: float = 4.0,
-                 batch_size: int = 1000, device=None):
+                 memory: bool = False, batch_size: int = 1000, device=None):
         self.n0, self.n = check_selection_and_estimation(n0, n)
         self.alpha = check_alpha(alpha)
         self.sigma = Gaussian(sigma).sigma
@@ -76,6 +78,9 @@ class DDRS(Certifier):
             raise ValueError(f"the sigma range [low, high] (multiples of sigma) needs 0 < low <= 1 <= high, "
                              f"got [{low}, {high}]")
         self.low, self.high = low, high
+        if not isinstance(memory, bool):
+            raise ValueError(f"memory must be true or false, got {memory!r}")
+        self.memory = Memory() if memory else None
         self.num_classes = check_sample_size("num_classes", num_classes)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -126,10 +131,12 @@ class DDRS(Certifier):
         sigmas, first, last = self.optimise_sigmas(xs, generator)
         extras = [{"soft_radius_start": float(a), "soft_radius_end": float(b)}
                   for a, b in zip(first, last, strict=True)]
-        return certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator,
-                                 extra_passes=self.steps * self.n_opt, seconds=time.perf_counter() - start,
-                                 extras=extras)
+        certs = certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator,
+                                  extra_passes=self.steps * self.n_opt, seconds=time.perf_counter() - start,
+                                  extras=extras)
+        return certs if self.memory is None else self.memory.apply(xs, certs)
 
     def settings(self) -> dict:
         return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_opt": self.n_opt,
-                "steps": self.steps, "lr": self.lr, "low": self.low, "high": self.high}
+                "steps": self.steps, "lr": self.lr, "low": self.low, "high": self.high,
+                **({"memory": True} if self.memory is not None else {})}

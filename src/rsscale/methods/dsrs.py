@@ -54,11 +54,14 @@ with a slope near -L (the NP slope) and stops short, never beyond, otherwise.
 Intervals that no classifier can meet (possible only when a bound fails) fall
 back to the NP radius.
 
+The generalized Gaussian primary P_k (``k > 0``, with the truncated Q) is
+:class:`GeneralizedDSRSBound`; k = 0 keeps the code above.
+
 Deviations from the official code: c_A comes from n0 selection samples (the
 official code counts the true label), and the truncation T is fixed per
 dimension (default: the T with P(||z|| <= T) = 1/2) instead of the paper's
-heuristic that picks it from the estimated pA.  The generalized Gaussian
-P (k > 0) is not implemented.
+heuristic that picks it from the estimated pA.  For k > 0 only the truncated
+Q is implemented (the paper's CIFAR-10 runs use P_k at a smaller scale).
 """
 
 from __future__ import annotations
@@ -72,12 +75,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import brentq
-from scipy.special import gammainc, gammaincc, gammainccinv, gammaincinv, ndtr, ndtri
+from scipy.special import betainc, gammainc, gammaincc, gammainccinv, gammaincinv, gammaln, ndtr, ndtri, wrightomega
 
 from rsscale.bounds import check_alpha, clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
-from rsscale.noise import Gaussian, NoiseDistribution, TruncatedGaussian, convert_radius
+from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
 from rsscale.sampling import Sampler, resolve_device
 from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
 
@@ -458,14 +461,286 @@ class DSRSBound:
         return WorstCase(r, shape.sign1, log_lam1, shape.sign2, self.kappa * omega - self.log_ratio, *masses)
 
 
-@functools.lru_cache(maxsize=64)
-def dsrs_bound(sigma: float, dim: int, secondary: str = "truncated", truncation: float | None = None,
-               sigma_q: float | None = None) -> DSRSBound:
-    """The (cached) :class:`DSRSBound` for these parameters, after validation.
+#: Panel ends in the radial quantile u: 24 even panels, graded to 1e-14 towards both ends.
+_U_TAILS = 10.0 ** -np.arange(14.0, 1.0, -1)
+_U_GRID = np.concatenate([[0.0], _U_TAILS, np.linspace(0.02, 0.98, 25), 1 - _U_TAILS[::-1], [1.0]])
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
+_GL_T, _GL_W = (_GL_X + 1) / 2, _GL_W / 2
 
-    ``truncation=None`` means the T with P(||z|| <= T) = 1/2, ``sigma * sqrt(chi2_d median)``;
+
+@dataclass(frozen=True)
+class GeneralizedCase:
+    """The worst set at radius r for the generalized Gaussian P_k and its ball-truncated Q:
+    ``A = {Lambda(z) > c_in, ||z|| <= T} u {Lambda(z) > c_out, ||z|| > T}``,
+    ``Lambda(z) = h(||z - r e_1||) - h(||z||)``,
+    ``h(t) = k ln t^2 + t^2 / (2 sigma'^2)`` (so ``p(z - r e_1) / p(z) = exp(-Lambda)``); NP has c_in = c_out."""
+
+    radius: float
+    c_in: float
+    c_out: float
+    p_mass: float
+    q_mass: float
+    shifted_mass: float
+
+
+class GeneralizedDSRSBound:
+    """DSRS for the generalized Gaussian primary P_k (density ~ ||z||^(-2k) exp(-||z||^2 / (2 sigma'^2)),
+    sigma' = sigma sqrt(d / (d - 2k)); :class:`rsscale.noise.GeneralizedGaussian`) and Q = P_k on the ball
+    ||z|| <= T (Li et al. 2022, Sec. 4 and App. E; Zhang et al., NeurIPS 2020, for P_k's NP radius).
+
+    The ratio p(z - r e_1) / p(z) depends on ||z|| and ||z - r e_1||, so every set is described in polar
+    coordinates: for ``rho = ||z||``, ``Lambda > c`` iff ``||z - r e_1||^2 > rho^2 + D(rho; c)`` with
+    ``k ln(1 + D / rho^2) + D / (2 sigma'^2) = c`` (D = 2 sigma'^2 k (W(e^y) - x), x = rho^2 / (2 sigma'^2 k),
+    y = ln x + x + c / k, W the Lambert function: scipy's ``wrightomega``; one Newton step polishes it), iff
+    ``cos(z, e_1) < (r^2 - D) / (2 r rho)``.  The cosine has the law 2 Beta((d-1)/2, (d-1)/2) - 1 independently
+    of rho, and ``rho^2 / (2 sigma'^2) ~ Gamma((d - 2k)/2)``, so every mass is a 1-D integral over the radial law
+    of a Beta CDF, computed by Gauss-Legendre panels in the radial quantile u (graded towards u = 0 and 1, split
+    at T and at the kinks of the shifted-mass integrand).  The shifted mass ``P(A - r e_1)`` is the same integral
+    for y = z - r e_1: ``y in A - r e_1`` iff ``||y + r e_1|| < v_in(||y||)`` inside the ball or
+    ``T < ||y + r e_1|| < v_out(||y||)``, ``v^2 = rho^2 + D(rho; -c)``.
+
+    As for the Gaussian (:class:`DSRSBound`), the truncated Q splits the problem: the worst set is the NP set
+    (P mass pL) when its Q mass meets [qL, qU], else its ball part has P mass Z q_B (q_B the binding bound) and
+    the outside part max(pL - Z q_B, 0); here each part's level c is found for every r.  The NP radius and the
+    DSRS radius come from the same Lipschitz walk (``S > 1/2`` on ``[r, r + (S(r) - 1/2) / L)``) with L the
+    density of z_1 at 0, ``Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2)) E[1 / rho]``, finite for d - 2k > 1; no
+    monotonicity of S in r is assumed.  k = 0 gives the Gaussian (tests compare with :class:`DSRSBound`).
+    """
+
+    def __init__(self, sigma: float, dim: int, k: float, truncation: float = math.inf):
+        self.sigma, self.dim, self.k, self.param = float(sigma), int(dim), float(k), float(truncation)
+        nu = self.dim - 2 * self.k
+        self.scale = self.sigma * math.sqrt(self.dim / nu)
+        self.shape, self.beta = nu / 2, (self.dim - 1) / 2
+        self.ball_mass = float(gammainc(self.shape, 0.5 * (self.param / self.scale) ** 2))
+        self.secondary = "truncated"
+        self.inside = self._radial_nodes(0.0, self.ball_mass)
+        self.outside = self._radial_nodes(self.ball_mass, 1.0)
+        self.everywhere = tuple(np.concatenate(pair) for pair in zip(self.inside, self.outside, strict=True))
+        log_cos_density = gammaln(self.dim / 2) - gammaln(self.beta) - 0.5 * math.log(math.pi)
+        log_inverse_rho = gammaln(self.shape - 0.5) - gammaln(self.shape) - 0.5 * math.log(2) - math.log(self.scale)
+        self.lipschitz = math.exp(log_cos_density + log_inverse_rho)
+        self.xtol = 1e-13
+        self._last_level = {}  # a root-finding warm start only: the levels themselves do not depend on it
+        self.np_radius = functools.lru_cache(maxsize=1024)(self._np_radius)
+        self.radius = functools.lru_cache(maxsize=4096)(self._radius)  # counts repeat across inputs
+
+    # ---- geometry ------------------------------------------------------------------------
+    def _radial_nodes(self, lo: float, hi: float, breaks=()):
+        """(rho^2, weights) of composite Gauss-Legendre in the radial quantile u on [lo, hi], split at breaks."""
+        edges = np.unique(np.clip(np.concatenate([_U_GRID, [lo, hi], list(breaks)]), lo, hi))
+        if len(edges) < 2:
+            return np.empty(0), np.empty(0)
+        width = np.diff(edges)[:, None]
+        u = (edges[:-1, None] + width * _GL_T).ravel()
+        w = (width * _GL_W).ravel()
+        t = np.where(u < 0.5, gammaincinv(self.shape, np.minimum(u, 0.5)),
+                     gammainccinv(self.shape, np.minimum(1 - u, 0.5)))
+        return 2 * self.scale**2 * t, w
+
+    def _u(self, rho2):
+        return float(gammainc(self.shape, rho2 / (2 * self.scale**2)))
+
+    def gap(self, rho2, c):
+        """D(rho; c) with ``k ln(1 + D / rho^2) + D / (2 sigma'^2) = c`` (-rho^2 at c = -inf, inf at c = inf)."""
+        rho2 = np.asarray(rho2, dtype=float)
+        if c == math.inf:
+            return np.full_like(rho2, math.inf)
+        if c == -math.inf:
+            return -rho2
+        two_s2 = 2 * self.scale**2
+        if self.k == 0:
+            return np.full_like(rho2, two_s2 * c)
+        x = rho2 / (two_s2 * self.k)
+        gap = two_s2 * self.k * (wrightomega(np.log(x) + x + c / self.k) - x)
+        gap = np.maximum(gap, -rho2 * (1 - 1e-16))
+        residual = self.k * np.log1p(gap / rho2) + gap / two_s2 - c
+        polished = gap - residual / (self.k / (rho2 + gap) + 1 / two_s2)
+        return np.where(np.isfinite(polished) & (polished > -rho2), polished, gap)
+
+    def _cos_cdf(self, tau):
+        """P(cos(z, e_1) < tau)."""
+        return betainc(self.beta, self.beta, np.clip((1 + tau) / 2, 0.0, 1.0))
+
+    def _saturations(self, rho2, taus):
+        """Radial quantiles u where some ``tau(rho^2)`` (a function returning a stack of cosine thresholds) crosses
+        +-1: there the Beta CDF saturates with a (1 - x)^((d-1)/2) kink, which a panel break makes harmless.
+        Only for d < 16 (beyond, the kink is too smooth to matter); found between sorted nodes, 50 bisections."""
+        if self.dim >= _SMOOTH_DF or len(rho2) < 2:
+            return []
+        rho2 = np.sort(rho2)
+        with np.errstate(invalid="ignore"):
+            values = np.atleast_2d(taus(rho2))
+        found = []
+        for side in (-1.0, 1.0):
+            sign = np.nan_to_num(values - side) > 0
+            rows, cols = np.nonzero(sign[:, :-1] != sign[:, 1:])
+            lo, hi = rho2[cols], rho2[cols + 1]
+            lo_sign = sign[rows, cols]
+            for _ in range(50):
+                mid = (lo + hi) / 2
+                with np.errstate(invalid="ignore"):
+                    mid_sign = np.nan_to_num(np.atleast_2d(taus(mid))[rows, np.arange(len(mid))] - side) > 0
+                lo, hi = np.where(mid_sign == lo_sign, mid, lo), np.where(mid_sign == lo_sign, hi, mid)
+            found += [self._u(x) for x in (lo + hi) / 2]
+        return found
+
+    def _part_mass(self, nodes, radius, c):
+        """P(Lambda > c, rho in the part the nodes cover)."""
+        rho2, w = nodes
+        if c == math.inf or not len(w):
+            return 0.0
+        tau = lambda x: (radius**2 - self.gap(x, c)) / (2 * radius * np.sqrt(x))  # noqa: E731
+        breaks = self._saturations(rho2, tau)
+        if breaks:
+            lo, hi = (0.0, self.ball_mass) if nodes is self.inside else \
+                (self.ball_mass, 1.0) if nodes is self.outside else (0.0, 1.0)
+            rho2, w = self._radial_nodes(lo, hi, breaks)
+        return float(w @ self._cos_cdf(tau(rho2)))
+
+    def _level(self, nodes, radius, mass):
+        """The c with ``P(Lambda > c, part) = mass`` (decreasing in c)."""
+        total = float(nodes[1].sum())
+        if mass <= 0:
+            return math.inf
+        if mass >= total:
+            return -math.inf
+        f = lambda c: self._part_mass(nodes, radius, c) - mass  # noqa: E731
+        guess = self._last_level.get(id(nodes), 0.0)  # the walk's previous level: a tight bracket
+        width = 1e-3 * (1.0 + abs(guess))
+        lo, hi = guess - width, guess + width
+        f_lo, f_hi = f(lo), f(hi)
+        while f_lo < 0:
+            lo, hi, f_hi = lo - 4 * (hi - lo), lo, f_lo
+            f_lo = f(lo)
+        while f_hi > 0:
+            lo, hi, f_lo = hi, hi + 4 * (hi - lo), f_hi
+            f_hi = f(hi)
+        level = lo if f_lo == 0 else hi if f_hi == 0 else brentq(f, lo, hi, xtol=self.xtol, rtol=1e-15)
+        self._last_level[id(nodes)] = level
+        return level
+
+    def shifted_mass(self, radius, c_in, c_out) -> float:
+        """``P(A - r e_1)`` for the set with levels c_in (ball) and c_out (outside)."""
+        t2, r = self.param**2, radius
+        kinks = [self._u(t2 + float(self.gap(np.array([t2]), c)[0])) for c in (c_in, c_out)
+                 if math.isfinite(t2) and math.isfinite(c)]
+        # cos(y, e_1) < tau iff ||y + r e_1||^2 < v^2, for v^2 = T^2, v_in^2 = rho^2 + D(rho; -c_in) and v_out^2
+        def taus(x):
+            v2 = [np.full_like(x, t2), x + self.gap(x, -c_in), x + self.gap(x, -c_out)]
+            with np.errstate(over="ignore"):
+                return np.stack([(np.minimum(v, 1e300) - x - r**2) / (2 * r * np.sqrt(x)) for v in v2])
+
+        rho2, w = self._radial_nodes(0.0, 1.0, kinks)
+        kinks += self._saturations(rho2, taus)
+        rho2, w = self._radial_nodes(0.0, 1.0, kinks)
+        at_t, at_in, at_out = taus(rho2)
+        inside = self._cos_cdf(np.minimum(at_in, at_t))
+        outside = np.maximum(self._cos_cdf(at_out) - self._cos_cdf(at_t), 0.0)
+        return float(w @ (inside + outside))
+
+    # ---- worst cases and radii -----------------------------------------------------------
+    def np_case(self, p_lower, radius, shifted: bool = True) -> GeneralizedCase:
+        """The Neyman-Pearson set {Lambda > c} with P mass pL, at radius r (shifted mass nan unless asked)."""
+        c = self._level(self.everywhere, radius, p_lower)
+        q_mass = self._part_mass(self.inside, radius, c) / self.ball_mass
+        return GeneralizedCase(radius, c, c, p_lower, q_mass, self.shifted_mass(radius, c, c) if shifted else math.nan)
+
+    def consistent(self, p_lower, p_upper, q_lower, q_upper) -> bool:
+        """Whether some set has P mass in [pL, pU] and Q mass in [qL, qU]: ``Z Q <= P <= Z Q + 1 - Z``."""
+        z = self.ball_mass
+        return z * q_lower <= p_upper and p_lower <= z * q_upper + 1 - z
+
+    def worst_case(self, p_lower, p_upper, q_lower, q_upper, radius: float) -> GeneralizedCase:
+        """The minimizing set at ``||delta|| = radius`` (consistent bounds, pL in (0, 1), radius > 0)."""
+        case = self.np_case(p_lower, radius, shifted=False)
+        if q_lower - 1e-12 <= case.q_mass <= q_upper + 1e-12:
+            return dataclasses.replace(case, shifted_mass=self.shifted_mass(radius, case.c_in, case.c_out))
+        z = self.ball_mass
+        m_in = z * (q_lower if case.q_mass < q_lower else q_upper)
+        m_out = max(p_lower - m_in, 0.0)
+        c_in, c_out = self._level(self.inside, radius, m_in), self._level(self.outside, radius, m_out)
+        return GeneralizedCase(radius, c_in, c_out, m_in + m_out, m_in / z, self.shifted_mass(radius, c_in, c_out))
+
+    def _walk(self, value, start: float) -> float:
+        """Largest r reached from ``start`` by steps ``(value(r) - 1/2 - MARGIN) / L`` (value > 1/2 on [start, r])."""
+        radius = start
+        for _ in range(_WALK_STEPS):
+            step = (value(radius) - 0.5 - MARGIN) / self.lipschitz
+            if step <= _WALK_TOL * self.sigma:
+                break
+            radius += step
+        return radius
+
+    def _np_radius(self, p_lower) -> float:
+        """The plain Neyman-Pearson radius of P_k: S_NP > 1/2 on [0, r] (0 when pL <= 1/2)."""
+        if p_lower <= 0.5:
+            return 0.0
+        if p_lower >= 1:
+            return math.inf
+        return self._walk(lambda r: self.np_case(p_lower, r).shifted_mass if r > 0 else p_lower, 0.0)
+
+    def _radius(self, p_lower, p_upper, q_lower, q_upper) -> float:
+        """The DSRS radius: the walk continued from the NP radius (S >= S_NP > 1/2 below it); never below it."""
+        r_np = self.np_radius(p_lower)
+        if not (0 < r_np < math.inf) or not self.consistent(p_lower, p_upper, q_lower, q_upper):
+            return r_np
+        return self._walk(lambda r: self.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass, r_np)
+
+
+def _check_k(k, secondary: str = "truncated") -> float:
+    try:
+        number = math.nan if isinstance(k, bool) else float(k)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"k must be a finite number >= 0, got {k!r}")
+    if number > 0 and secondary != "truncated":
+        raise ValueError(f"the generalized Gaussian (k={number}) is implemented with secondary='truncated' only, "
+                         f"got secondary={secondary!r}")
+    return number
+
+
+@functools.lru_cache(maxsize=64)
+def _generalized_bound(sigma: float, dim: int, k: float, truncation: float | None) -> GeneralizedDSRSBound:
+    if not (dim >= 3 and k < (dim - 1) / 2):
+        raise ValueError(f"the generalized Gaussian needs d >= 3 and 0 <= k < (d - 1)/2 (a finite Lipschitz "
+                         f"constant), got k={k} for d={dim}")
+    if truncation is None:  # the T with P_k(||z|| <= T) = 1/2
+        truncation = sigma * math.sqrt(dim / (dim - 2 * k)) * math.sqrt(2 * gammaincinv(dim / 2 - k, 0.5))
+    return GeneralizedDSRSBound(sigma, dim, k, truncation)
+
+
+def np_radius(p_lower: float, sigma: float, dim: int, k: float = 0.0) -> float:
+    """The Neyman-Pearson l2 radius of the generalized Gaussian P_k (k = 0: sigma Phi^-1(pL)); 0 when pL <= 1/2."""
+    sigma, k = _positive("sigma", sigma), _check_k(k)
+    if not 0.0 <= p_lower <= 1.0:
+        raise ValueError(f"p_lower must lie in [0, 1], got {p_lower}")
+    if k == 0:
+        return sigma * float(ndtri(p_lower)) if p_lower > 0.5 else 0.0
+    return _generalized_bound(sigma, check_sample_size("dim", dim), k, math.inf).np_radius(p_lower)
+
+
+def dsrs_bound(sigma: float, dim: int, secondary: str = "truncated", truncation: float | None = None,
+               sigma_q: float | None = None, k: float = 0.0) -> DSRSBound | GeneralizedDSRSBound:
+    """The (cached) bound for these parameters, after validation: :class:`DSRSBound` for k = 0,
+    :class:`GeneralizedDSRSBound` (truncated Q only) for k > 0.
+
+    ``truncation=None`` means the T with P(||z|| <= T) = 1/2, ``sigma' sqrt(chi2_{d-2k} median)``;
     ``sigma_q=None`` means 0.8 sigma (the paper's CIFAR-10 ratio).
     """
+    k = _check_k(k, secondary)
+    if k > 0:
+        sigma, dim = _positive("sigma", sigma), check_sample_size("dim", dim)
+        if sigma_q is not None:
+            raise ValueError(f"sigma_q={sigma_q!r} does not apply to secondary='truncated'")
+        return _generalized_bound(sigma, dim, k, None if truncation is None else _positive("truncation", truncation))
+    return _gaussian_bound(sigma, dim, secondary, truncation, sigma_q)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_bound(sigma: float, dim: int, secondary: str, truncation: float | None,
+                    sigma_q: float | None) -> DSRSBound:
     sigma = _positive("sigma", sigma)
     dim = check_sample_size("dim", dim)
     if secondary not in SECONDARIES:
@@ -487,10 +762,11 @@ def dsrs_bound(sigma: float, dim: int, secondary: str = "truncated", truncation:
 
 
 def dsrs_radius(p_lower: float, p_upper: float, q_lower: float, q_upper: float, sigma: float, dim: int,
-                secondary: str = "truncated", truncation: float | None = None, sigma_q: float | None = None) -> float:
+                secondary: str = "truncated", truncation: float | None = None, sigma_q: float | None = None,
+                k: float = 0.0) -> float:
     """Certified l2 radius of DSRS from the intervals [pL, pU] (under P) and [qL, qU] (under Q).
 
-    0 when pL <= 1/2; never below the Neyman-Pearson radius sigma Phi^-1(pL).
+    0 when pL <= 1/2; never below the Neyman-Pearson radius (sigma Phi^-1(pL) for k = 0, :func:`np_radius`).
     """
     for name, value in (("p_lower", p_lower), ("p_upper", p_upper), ("q_lower", q_lower), ("q_upper", q_upper)):
         if not 0.0 <= value <= 1.0:
@@ -498,7 +774,7 @@ def dsrs_radius(p_lower: float, p_upper: float, q_lower: float, q_upper: float, 
     if p_lower > p_upper or q_lower > q_upper:
         raise ValueError(f"need p_lower <= p_upper and q_lower <= q_upper, got [{p_lower}, {p_upper}], "
                          f"[{q_lower}, {q_upper}]")
-    return dsrs_bound(sigma, dim, secondary, truncation, sigma_q).radius(p_lower, p_upper, q_lower, q_upper)
+    return dsrs_bound(sigma, dim, secondary, truncation, sigma_q, k).radius(p_lower, p_upper, q_lower, q_upper)
 
 
 @register
@@ -510,11 +786,12 @@ class DSRS(Certifier):
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 50_000, alpha: float = 0.001,
                  secondary: str = "truncated", truncation: float | None = None, sigma_q: float | None = None,
-                 batch_size: int = 1000, device=None):
+                 k: float = 0.0, batch_size: int = 1000, device=None):
         self.n0, self.n = check_selection_and_estimation(n0, n)
         self.alpha = check_alpha(alpha)
         self.num_classes = check_sample_size("num_classes", num_classes)
         self.sigma = _positive("sigma", sigma)
+        self.k = _check_k(k, secondary)
         bound = dsrs_bound(self.sigma, 1, secondary, truncation, sigma_q)  # validates; dim 1 stands in for d
         self.secondary, self.truncation = secondary, truncation
         self.sigma_q = bound.param if secondary == "scaled" else None
@@ -522,18 +799,20 @@ class DSRS(Certifier):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
-        self.primary = self._sampler(Gaussian(self.sigma))
+        self.primary = self._sampler(GeneralizedGaussian(self.sigma, self.k) if self.k else Gaussian(self.sigma))
 
     def _sampler(self, noise: NoiseDistribution) -> Sampler:
         return Sampler(self.model, noise, self.num_classes, self.batch_size, self.device)
 
     def bound(self, dim: int) -> DSRSBound:
-        return dsrs_bound(self.sigma, dim, self.secondary, self.truncation, self.sigma_q)
+        return dsrs_bound(self.sigma, dim, self.secondary, self.truncation, self.sigma_q, self.k)
 
     def secondary_noise(self, dim: int) -> NoiseDistribution:
         """Q for inputs of dimension ``dim``."""
         if self.secondary == "scaled":
             return Gaussian(self.sigma_q)
+        if self.k:
+            return GeneralizedGaussian(self.sigma, self.k, self.bound(dim).param)
         return TruncatedGaussian(self.sigma, self.bound(dim).param)
 
     def certify(self, x: torch.Tensor, generator=None) -> Certificate:
@@ -569,7 +848,8 @@ class DSRS(Certifier):
                 seconds=sampling + radius_seconds,
                 radii={norm: convert_radius(radius, "l2", norm, dim) for norm in ("l1", "l2", "linf")},
                 extra={"p_upper": pu, "q_lower": ql, "q_upper": qu,
-                       "np_radius": self.sigma * float(ndtri(pl)) if pl > 0.5 else 0.0,
+                       "np_radius": bound.np_radius(pl) if self.k else
+                       self.sigma * float(ndtri(pl)) if pl > 0.5 else 0.0,
                        "sampling_seconds": sampling, "radius_seconds": radius_seconds,
                        "count_p": int(count_p[i]), "count_q": int(count_q[i])},
             ))
@@ -577,4 +857,4 @@ class DSRS(Certifier):
 
     def settings(self) -> dict:
         return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "secondary": self.secondary,
-                "truncation": self.truncation, "sigma_q": self.sigma_q}
+                "truncation": self.truncation, "sigma_q": self.sigma_q, **({"k": self.k} if self.k else {})}

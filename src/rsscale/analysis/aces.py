@@ -1,0 +1,168 @@
+"""The ACES experiment: per-input certificates of a theta sweep, the ``aces`` table, the ``aces_tradeoff`` figure and
+the claim test ``aces_tradeoff``.
+
+A sweep file (written by ``rsscale aces``) has one row per (input, theta), from one sample set per input
+(:meth:`rsscale.methods.aces.Aces.certify_thetas`); theta = 1 is pure RS (Cohen's CERTIFY on F at the full alpha).
+Metrics per theta:
+
+* clean accuracy: prediction == label, whether certified or not (the core fallback counts; ABSTAIN is wrong);
+* certified accuracy at r: correct, certified (``certified`` = 1) and radius >= r -- an uncertified core prediction
+  counts at no radius, r = 0 included;
+* ACR: mean of radius * [correct and certified];
+* selection rate: fraction of inputs where the smoothed selector certified F.
+
+The table also has the core model alone and, per ACES row, a one-sided exact McNemar test of its clean accuracy
+against pure RS on the same inputs (binomial on the discordant inputs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+
+from rsscale.analysis import claims
+from rsscale.analysis.figures import plt, save
+from rsscale.provenance import atomic_path
+
+SWEEP_COLUMNS = ["idx", "label", "theta", "prediction", "correct", "certified", "selected", "radius", "p_lower",
+                 "p_f", "p_select", "f_prediction", "core_prediction", "forward_passes", "seconds"]
+
+
+def sweep_records(indices: Sequence[int], labels: Sequence[int], thetas: Sequence[float], certs_by_theta) -> list[dict]:
+    """Rows of a sweep file from ``certify_thetas``' output (one certificate list per theta)."""
+    rows = []
+    for theta, certs in zip(thetas, certs_by_theta, strict=True):
+        for idx, label, cert in zip(indices, labels, certs, strict=True):
+            e = cert.extra
+            rows.append({"idx": int(idx), "label": int(label), "theta": float(theta), "prediction": cert.prediction,
+                         "correct": int(cert.prediction == label), "certified": e["certified"],
+                         "selected": e["selected"], "radius": cert.radius, "p_lower": cert.p_lower, "p_f": e["p_f"],
+                         "p_select": e["p_select"], "f_prediction": e["f_prediction"],
+                         "core_prediction": e["core_prediction"], "forward_passes": cert.forward_passes,
+                         "seconds": cert.seconds})
+    return rows
+
+
+def write_sweep(rows: Sequence[dict], path: str | Path) -> None:
+    with atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_sweep(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """A sweep file's columns (float arrays) and its JSON sidecar's parameters."""
+    path = Path(path)
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    columns = {name: np.array([float(row[name]) for row in rows]) for name in rows[0]}
+    sidecar = path.with_suffix(".json")
+    parameters = json.loads(sidecar.read_text()).get("parameters", {}) if sidecar.exists() else {}
+    return columns, parameters
+
+
+def _metrics(correct, certified, radius, selected, radii) -> dict:
+    good = correct & certified
+    row = {"clean_accuracy": float(correct.mean()), "selection_rate": float(selected.mean())}
+    row.update({f"r={r:g}": float(np.mean(good & (radius >= r))) for r in radii})
+    row["ACR"] = float(np.mean(np.where(good, radius, 0.0)))
+    return row
+
+
+def _mcnemar_p(better: np.ndarray, worse: np.ndarray) -> float:
+    """One-sided exact McNemar p-value that ``better`` (bool per input) is right more often than ``worse``."""
+    b, c = int(np.sum(better & ~worse)), int(np.sum(~better & worse))
+    return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue) if b + c else 1.0
+
+
+def aces_rows(paths: Sequence[str | Path], radii: Sequence[float]) -> list[dict]:
+    """Per sweep file (one sigma): the core model alone, ACES at each theta < 1, pure RS (theta = 1)."""
+    rows = []
+    for path in paths:
+        col, params = read_sweep(path)
+        sigma = params.get("sigma", float("nan"))
+        thetas = sorted(set(col["theta"].tolist()))
+        if 1.0 not in thetas:
+            raise ValueError(f"{path} has no theta = 1 rows (pure RS), thetas {thetas}")
+        at = {t: col["theta"] == t for t in thetas}
+        rs = at[1.0]
+        order = np.argsort(col["idx"][rs])
+        rs_correct = col["correct"][rs][order].astype(bool)
+        base = {"sigma": sigma, "inputs": int(rs.sum())}
+        core_correct = (col["core_prediction"][rs] == col["label"][rs])[order]
+        zeros = np.zeros(len(core_correct), dtype=bool)
+        rows.append({**base, "method": "core", "theta": float("nan"),
+                     **_metrics(core_correct, zeros, zeros.astype(float), zeros, radii),
+                     "clean_gain_p": _mcnemar_p(core_correct, rs_correct)})
+        for theta in thetas:
+            mask = at[theta]
+            correct = col["correct"][mask].astype(bool)
+            row = {**base, "method": "rs" if theta == 1.0 else "aces", "theta": theta,
+                   **_metrics(correct, col["certified"][mask].astype(bool), col["radius"][mask],
+                              col["selected"][mask].astype(bool), radii)}
+            row["clean_gain_p"] = _mcnemar_p(correct[np.argsort(col["idx"][mask])], rs_correct)
+            rows.append(row)
+    return rows
+
+
+def aces_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
+    """Clean accuracy vs ACR, one curve per sigma as theta varies (labels: theta); pure RS a star, the core a line."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for i, sigma in enumerate(dict.fromkeys(r["sigma"] for r in rows)):
+        subset = [r for r in rows if r["sigma"] == sigma]
+        curve = sorted((r for r in subset if r["method"] in ("aces", "rs")), key=lambda r: r["theta"])
+        ax.plot([r["ACR"] for r in curve], [r["clean_accuracy"] for r in curve], "o-", color=f"C{i}", ms=4,
+                label=f"ACES, sigma = {sigma:g}")
+        for r in curve:
+            ax.annotate(f"{r['theta']:g}", (r["ACR"], r["clean_accuracy"]), fontsize=6, xytext=(3, 2),
+                        textcoords="offset points")
+        for r in subset:
+            if r["method"] == "rs":
+                ax.plot(r["ACR"], r["clean_accuracy"], "*", color=f"C{i}", ms=14, mec="k", label=f"pure RS, {sigma:g}")
+    core = [r["clean_accuracy"] for r in rows if r["method"] == "core"]
+    if core:
+        ax.axhline(core[0], color="gray", ls="--", lw=1, label="core model alone (no certificate)")
+    ax.set_xlabel("ACR (l2)")
+    ax.set_ylabel("clean accuracy")
+    ax.set_title("ACES: accuracy vs robustness as theta varies")
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return save(fig, prefix)
+
+
+@claims.test("aces_tradeoff")
+def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
+    """Per sigma, the ACES theta of highest clean accuracy whose ACR is >= (1 - max_acr_loss) x pure RS's: supported
+    when at every sigma its clean accuracy beats pure RS's (McNemar p < ``p``), not supported when at some sigma no
+    such theta gains at all, else inconclusive."""
+    max_loss, level = params.get("max_acr_loss", 0.2), params.get("p", 0.05)
+    rows = tables["aces"]
+    verdicts, texts = [], []
+    for sigma in dict.fromkeys(r["sigma"] for r in rows):
+        rs = [r for r in rows if r["sigma"] == sigma and r["method"] == "rs"]
+        ok = [r for r in rows if r["sigma"] == sigma and r["method"] == "aces"
+              and r["ACR"] >= (1 - max_loss) * rs[0]["ACR"]] if rs else []
+        if not ok:
+            verdicts.append("not supported" if rs else "not measured")
+            texts.append(f"sigma {sigma:g}: no theta within {max_loss:.0%} of pure RS's ACR")
+            continue
+        best = max(ok, key=lambda r: (r["clean_accuracy"], r["ACR"]))
+        gain = best["clean_accuracy"] - rs[0]["clean_accuracy"]
+        texts.append(f"sigma {sigma:g}, theta {best['theta']:g}: clean {best['clean_accuracy']:.3f} vs "
+                     f"{rs[0]['clean_accuracy']:.3f} (p = {best['clean_gain_p']:.3g}), ACR {best['ACR']:.3f} vs "
+                     f"{rs[0]['ACR']:.3f}")
+        verdicts.append("supported" if best["clean_gain_p"] < level else
+                        "not supported" if gain <= 0 else "inconclusive")
+    if not verdicts:
+        return "no rows", "not measured"
+    for verdict in ("not measured", "not supported", "inconclusive"):
+        if verdict in verdicts:
+            return "; ".join(texts), verdict
+    return "; ".join(texts), "supported"

@@ -1,0 +1,154 @@
+"""ANCER: anisotropic sigma per input (Eiras, Alfarra, Torr, Kumar, Dokania, Ghanem & Bibi, "ANCER: Anisotropic
+Certification via Sample-wise Volume Maximization", TMLR 2022), l2 variant, as published (memory fix optional).
+
+Per input x, a per-coordinate scale vector theta (noise N(0, diag(theta^2))) starts at the isotropic sigma and
+takes ``steps`` Adam steps (learning rate ``lr``) of ascent on the relaxed ellipsoid-volume objective
+
+    geomean(theta) G + kappa min(theta) G,   G = Phi^-1(psi_1) - Phi^-1(psi_2),
+
+psi = mean softmax of f over ``n_opt`` fresh reparameterised draws x + theta ⊙ e per step (psi clipped to
+[1e-6, 1 - 1e-6]; psi_1 >= psi_2 its top two entries), each step followed by the projection ``theta <- max(theta,
+sigma)`` (the paper projects onto theta >= its isotropic starting point).  The geometric mean is the volume's
+d-th root; the min term keeps the l2 radius from collapsing.  Then Cohen's CERTIFY with fresh n0 + n samples of
+N(x, diag(theta^2)) (:class:`rsscale.noise.DiagonalGaussian` through the shared sampler): g_theta is constant on the
+ellipsoid ``||delta / theta||_2 < Phi^-1(p_A)``.  ``cert.radius`` is its inscribed l2 radius ``min(theta)
+Phi^-1(p_A)``; ``extra["proxy_radius"]`` the paper's proxy ``geomean(theta) Phi^-1(p_A)`` (the radius of the ball of
+the ellipsoid's volume), ``extra["ellipsoid_scale"]`` Phi^-1(p_A).  ``lr``, ``kappa``, ``steps`` and ``n_opt`` are
+this implementation's defaults (the paper tunes them per dataset).
+
+NOT a valid certificate for one smoothed classifier: theta depends on x, so each input is certified for its own
+smoothed classifier (Sukenik, Kuvshinov & Guennemann, ICML 2022).  ``memory=True`` applies the memory-based fix of
+:mod:`rsscale.memory` (ellipsoids, with a sufficient disjointness test): the certificates become mutually
+consistent, which is all that fix guarantees.  Gradients need the model, so the optimisation's differentiable
+passes are drawn here (:func:`rsscale.sampling.reparameterized_probs`); ``forward_passes`` counts them and the
+certification's, ``extra["search_passes"]`` the optimisation's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from scipy.special import ndtri
+
+from rsscale.bounds import check_alpha, clopper_pearson_lower
+from rsscale.certificate import ABSTAIN, Certificate
+from rsscale.memory import Memory
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.iss import l2_radii
+from rsscale.noise import DiagonalGaussian, Gaussian
+from rsscale.sampling import Sampler, device_generator, reparameterized_probs, resolve_device
+from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+
+#: Adam's decay rates (the paper optimises theta with Adam at PyTorch's defaults).
+ADAM_BETAS = (0.9, 0.999)
+
+
+@register
+class ANCER(Certifier):
+    """Per-coordinate sigma maximising the ellipsoid proxy volume, then Cohen at that noise (module docstring)."""
+
+    name = "ancer"
+    sound = False
+    unsound_reason = ("theta is optimised per input, so each input is certified for a different smoothed classifier; "
+                      "the ellipsoid is not certified for the classifier that answers at the points inside it "
+                      "(Sukenik et al. 2022)")
+    summary = "ANCER (Eiras et al.): per-coordinate sigma maximising the ellipsoid volume, then Cohen at that noise"
+
+    def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
+                 n_opt: int = 100, steps: int = 100, lr: float = 0.04, kappa: float = 2.0, memory: bool = False,
+                 batch_size: int = 1000, device=None):
+        self.n0, self.n = check_selection_and_estimation(n0, n)
+        self.alpha = check_alpha(alpha)
+        self.sigma = Gaussian(sigma).sigma
+        self.n_opt = check_sample_size("n_opt", n_opt)
+        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        self.steps = int(steps)
+        self.lr, self.kappa = float(lr), float(kappa)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        if not (self.kappa >= 0 and math.isfinite(self.kappa)):
+            raise ValueError(f"kappa must be a finite number >= 0, got {kappa}")
+        if not isinstance(memory, bool):
+            raise ValueError(f"memory must be true or false, got {memory!r}")
+        self.memory = Memory() if memory else None
+        self.num_classes = check_sample_size("num_classes", num_classes)
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self.batch_size = check_sample_size("batch_size", batch_size)
+        self.noise = DiagonalGaussian(torch.ones(1))
+        self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+
+    def optimise_thetas(self, xs: torch.Tensor, generator=None) -> torch.Tensor:
+        """The optimised theta ``[inputs, *shape]`` (on the CPU) of each input (module docstring)."""
+        gen = device_generator(generator, self.device)
+        xs = xs.to(self.device, torch.float32)
+        chosen = []
+        for part in xs.split(max(1, self.batch_size // self.n_opt)):
+            theta = torch.full(part.shape, self.sigma, device=self.device)
+            first, second = torch.zeros_like(theta), torch.zeros_like(theta)
+            for step in range(1, self.steps + 1):
+                eps = torch.randn((len(part), self.n_opt, *part.shape[1:]), generator=gen, device=self.device)
+                theta.requires_grad_(True)
+                with torch.enable_grad():
+                    psi = reparameterized_probs(self.model, part, theta, eps).clamp(1e-6, 1 - 1e-6)
+                    top = psi.topk(2, dim=1).values
+                    gap = torch.special.ndtri(top[:, 0]) - torch.special.ndtri(top[:, 1])
+                    flat = theta.flatten(1)
+                    objective = (flat.log().mean(dim=1).exp() * gap + self.kappa * flat.min(dim=1).values * gap).sum()
+                    grad = torch.autograd.grad(objective, theta)[0]
+                theta = theta.detach()
+                # Adam (Kingma & Ba 2015; betas 0.9, 0.999), ascent, then the projection onto theta >= sigma
+                first.mul_(ADAM_BETAS[0]).add_(grad, alpha=1 - ADAM_BETAS[0])
+                second.mul_(ADAM_BETAS[1]).addcmul_(grad, grad, value=1 - ADAM_BETAS[1])
+                unbiased = (second / (1 - ADAM_BETAS[1] ** step)).sqrt_().add_(1e-8)
+                theta.addcdiv_(first, unbiased, value=self.lr / (1 - ADAM_BETAS[0] ** step)).clamp_(min=self.sigma)
+            chosen.append(theta.cpu())
+        return torch.cat(chosen)
+
+    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
+        check_inputs(x, self.input_shape, batched=False)
+        return self.certify_many(x.unsqueeze(0), generator)[0]
+
+    def certify_many(self, xs, generator=None) -> list[Certificate]:
+        if isinstance(xs, (list, tuple)):
+            xs = torch.stack(list(xs))
+        check_inputs(xs, self.input_shape, batched=True)
+        if generator is None:
+            generator = torch.Generator()
+            generator.seed()
+        start = time.perf_counter()
+        thetas = self.optimise_thetas(xs, generator)
+        self.noise.start(thetas, self.n0)
+        top = self.sampler.counts(xs, self.n0, generator).argmax(dim=1)
+        self.noise.start(thetas, self.n)
+        hits = self.sampler.counts(xs, self.n, generator).gather(1, top[:, None]).squeeze(1).numpy()
+        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha))
+        flat = thetas.flatten(1).double()
+        lows, geomeans = flat.min(dim=1).values.numpy(), flat.log().mean(dim=1).exp().numpy()
+        search = self.steps * self.n_opt
+        certs = []
+        for i, c_a in enumerate(top.tolist()):
+            abstain = p_lower[i] < 0.5
+            scale = 0.0 if abstain else float(ndtri(p_lower[i]))
+            radii = l2_radii(float(lows[i]) * scale, flat.shape[1])
+            certs.append(Certificate(
+                prediction=ABSTAIN if abstain else c_a, radius=radii["l2"], p_lower=float(p_lower[i]),
+                forward_passes=search + self.n0 + self.n, seconds=0.0, radii=radii,
+                extra={"ellipsoid_scale": scale, "theta_min": float(lows[i]), "theta_max": float(flat[i].max()),
+                       "theta_geomean": float(geomeans[i]), "search_passes": search, "count": int(hits[i])}))
+        if self.memory is not None:
+            self.memory.apply(xs, certs, axes=thetas, scale_key="ellipsoid_scale")
+        per_input = (time.perf_counter() - start) / len(xs)
+        for cert in certs:
+            cert.seconds = per_input
+            cert.extra["proxy_radius"] = cert.extra["theta_geomean"] * cert.extra["ellipsoid_scale"]
+        return certs
+
+    def settings(self) -> dict:
+        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_opt": self.n_opt,
+                "steps": self.steps, "lr": self.lr, "kappa": self.kappa, "memory": self.memory is not None}

@@ -1,0 +1,214 @@
+"""The sampling engine (rsscale.sampling.Sampler): its counts against a plain reference loop, the engine options
+(autocast, channels_last, compile) -- same count semantics, recorded in the settings, clear errors -- and the
+throughput profile that runs with them."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import rsscale
+from rsscale import Gaussian
+from rsscale.cli import main
+from rsscale.models import build_model
+from rsscale.profiling import profile_throughput
+from rsscale.sampling import Sampler
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _cnn(channels=3, seed=0):
+    torch.manual_seed(seed)
+    return build_model("cnn", image_size=8, in_channels=channels, num_classes=10, width=8, hidden=16).eval()
+
+
+class Separated(torch.nn.Module):
+    """Two classes by the sign of the mean pixel minus 1/2, with a large logit scale (rarely near a tie)."""
+
+    def forward(self, x):
+        margin = 40.0 * (x.flatten(1).mean(dim=1) - 0.5)
+        return torch.stack([-margin, margin], dim=1)
+
+
+def _reference_counts(model, noise, num_votes, batch_size, inputs, num_samples, generator):
+    """The loop spelled out: flat sample index i * num_samples + j, chunks of batch_size, one vote at a time."""
+    total = len(inputs) * num_samples
+    width = min(batch_size, total)
+    buffer = torch.empty((width, *inputs.shape[1:]))
+    counts = torch.zeros((len(inputs), num_votes), dtype=torch.long)
+    with torch.inference_mode():
+        for start in range(0, total, width):
+            rows = min(width, total - start)
+            draws = noise.sample_(buffer[:rows], generator)
+            owners = [(start + r) // num_samples for r in range(rows)]
+            batch = torch.stack([draws[r] + inputs[owners[r]] for r in range(rows)])
+            for owner, vote in zip(owners, model(batch).argmax(dim=1).tolist(), strict=True):
+                counts[owner, vote] += 1
+    return counts
+
+
+@pytest.mark.parametrize("batch_size, num_inputs, num_samples", [(100, 1, 1000), (64, 5, 37), (1000, 7, 100),
+                                                                 (3, 2, 10), (50, 3, 49)])
+def test_counts_match_the_reference_loop(batch_size, num_inputs, num_samples):
+    model, noise = _cnn(), Gaussian(0.5)
+    inputs = torch.rand(num_inputs, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    got = Sampler(model, noise, 10, batch_size).counts(inputs, num_samples, torch.Generator().manual_seed(2))
+    want = _reference_counts(model, noise, 10, batch_size, inputs, num_samples, torch.Generator().manual_seed(2))
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("batch_size, num_inputs, num_samples", [(250, 1, 1000), (64, 5, 37)])
+def test_channels_last_gives_identical_counts(batch_size, num_inputs, num_samples):
+    inputs = torch.rand(num_inputs, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    plain = Sampler(_cnn(), Gaussian(0.5), 10, batch_size)
+    fast = Sampler(_cnn(), Gaussian(0.5), 10, batch_size, channels_last=True)
+    assert fast.model.net[1].weight.is_contiguous(memory_format=torch.channels_last)
+    want = plain.counts(inputs, num_samples, torch.Generator().manual_seed(4))
+    assert torch.equal(fast.counts(inputs, num_samples, torch.Generator().manual_seed(4)), want)
+
+
+def test_bf16_autocast_counts_close_to_float32_on_a_separated_model():
+    inputs = torch.tensor([0.45, 0.5, 0.56]).view(3, 1, 1, 1).expand(3, 1, 8, 8).contiguous()
+    n = 4000
+    exact = Sampler(Separated(), Gaussian(0.25), 2, 1000).counts(inputs, n, torch.Generator().manual_seed(5))
+    bf16 = Sampler(Separated(), Gaussian(0.25), 2, 1000, autocast="bf16").counts(
+        inputs, n, torch.Generator().manual_seed(5))
+    assert bf16.dtype == torch.long and torch.equal(bf16.sum(dim=1), torch.full((3,), n))
+    # the same draws: only samples whose margin bf16 cannot resolve may change their vote
+    assert (bf16 - exact).abs().max() <= 0.01 * n
+    assert exact[0, 0] > 0.9 * n and exact[2, 1] > 0.9 * n and bf16[0, 0] > 0.9 * n and bf16[2, 1] > 0.9 * n
+
+
+def test_bf16_logits_are_cast_back_to_float32():
+    sampler = Sampler(_cnn(), Gaussian(0.5), 10, 10, autocast="bf16")
+    with torch.inference_mode():
+        assert sampler.forward(torch.rand(4, 3, 8, 8)).dtype == torch.float32
+
+
+def test_options_are_recorded_in_the_certifier_settings():
+    common = dict(model=_cnn(), num_classes=10, sigma=0.5, n0=10, n=20, device="cpu")
+    assert {k: rsscale.methods.build("cohen", **common).settings()[k] for k in ("autocast", "channels_last",
+                                                                                "compile")} == {
+        "autocast": None, "channels_last": False, "compile": False}
+    settings = rsscale.methods.build("cohen", **common, autocast="bf16", channels_last=True).settings()
+    assert (settings["autocast"], settings["channels_last"], settings["compile"]) == ("bf16", True, False)
+    cert = rsscale.methods.build("cohen", **common, autocast="bf16", channels_last=True).certify(
+        torch.rand(3, 8, 8), torch.Generator().manual_seed(0))
+    assert cert.forward_passes == 30
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"autocast": "fp8"}, "autocast must be None, 'bf16' or 'fp16'"),
+    ({"autocast": "fp16"}, "autocast='fp16' needs a CUDA device"),
+    ({"channels_last": "yes"}, "channels_last must be true or false"),
+    ({"compile": 1}, "compile must be true or false"),
+])
+def test_bad_options_raise(options, match):
+    with pytest.raises(ValueError, match=match):
+        Sampler(_cnn(), Gaussian(0.5), 10, 10, device="cpu", **options)
+
+
+def test_channels_last_needs_4d_inputs():
+    mlp = build_model("mlp", dim=16, num_classes=2, hidden=[4]).eval()
+    sampler = Sampler(mlp, Gaussian(0.5), 2, 10, channels_last=True)
+    with pytest.raises(ValueError, match="channels_last needs 4-D inputs"):
+        sampler.counts(torch.rand(2, 16), 5)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken_compile(model, **kwargs):
+        def run(batch):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    inputs = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    sampler = Sampler(_cnn(), Gaussian(0.5), 10, 16, compile=True)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no compiler here.*running the model eagerly"):
+        got = sampler.counts(inputs, 40, torch.Generator().manual_seed(7))
+    assert sampler.settings()["compile"] is False
+    assert torch.equal(got, Sampler(_cnn(), Gaussian(0.5), 10, 16).counts(inputs, 40, torch.Generator().manual_seed(7)))
+
+
+def test_compile_runs_the_compiled_model(monkeypatch):
+    calls = []
+
+    def counting_compile(model, **kwargs):
+        def run(batch):
+            calls.append(len(batch))
+            return model(batch)
+        return run
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    sampler = Sampler(_cnn(), Gaussian(0.5), 10, 16, compile=True)
+    sampler.counts(torch.rand(1, 3, 8, 8), 40, torch.Generator().manual_seed(8))
+    assert calls == [16, 16, 8] and sampler.settings()["compile"] is True
+
+
+def test_profile_runs_with_the_options_and_records_them():
+    profile = profile_throughput(_cnn(), (3, 8, 8), Gaussian(0.25), 10, batch_size=20, batches=2, repeats=2,
+                                 warmup=1, channels_last=True, autocast="bf16")
+    assert (profile.autocast, profile.channels_last, profile.compile) == ("bf16", True, False)
+    assert profile.forward_samples_per_s > 0 and profile.certify_samples_per_s > 0
+    assert 0 < profile.ratio < 100 and profile.samples_per_repeat == 40
+
+
+@cuda
+@pytest.mark.parametrize("options", [{}, {"channels_last": True}, {"autocast": "bf16"}, {"autocast": "fp16"}])
+def test_cuda_counts_are_reproducible_and_close_to_float32(options):
+    inputs = torch.tensor([0.45, 0.5, 0.56]).view(3, 1, 1, 1).expand(3, 3, 8, 8).contiguous()
+    n = 10_000
+    exact = Sampler(Separated(), Gaussian(0.25), 2, 1000, device="cuda").counts(
+        inputs, n, torch.Generator().manual_seed(9))
+    sampler = Sampler(Separated(), Gaussian(0.25), 2, 1000, device="cuda", **options)
+    first = sampler.counts(inputs, n, torch.Generator().manual_seed(9))
+    assert first.device.type == "cpu" and torch.equal(first.sum(dim=1), torch.full((3,), n))
+    assert torch.equal(sampler.counts(inputs, n, torch.Generator().manual_seed(9)), first)
+    assert (first - exact).abs().max() <= 0.01 * n
+
+
+@cuda
+def test_cuda_channels_last_cnn_matches_and_cohen_certifies():
+    inputs = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(10))
+    want = Sampler(_cnn(), Gaussian(0.5), 10, 256, device="cuda").counts(inputs, 1000, torch.Generator().manual_seed(1))
+    got = Sampler(_cnn(), Gaussian(0.5), 10, 256, device="cuda", channels_last=True).counts(
+        inputs, 1000, torch.Generator().manual_seed(1))
+    assert (got - want).abs().sum() <= 4  # cuDNN picks other kernels for the other layout: rare flips only
+    certifier = rsscale.methods.build("cohen", model=_cnn(), num_classes=10, sigma=0.5, n0=10, n=100, device="cuda",
+                                      autocast="fp16", channels_last=True)
+    cert = certifier.certify(inputs[0], torch.Generator().manual_seed(0))
+    assert cert.forward_passes == 110 and certifier.settings()["autocast"] == "fp16"
+
+
+def test_cli_profile_sizes_and_certify_record_the_options(tmp_path):
+    data = tmp_path / "d.pt"
+    assert main(["data", "--dataset", "digits", "--params", '{"resolution": 8}', "--out", str(data)]) == 0
+    models = '{"cnn-w4": {"arch": "cnn", "params": {"width": 4, "hidden": 8}}, "mlp": {"arch": "mlp"}}'
+    assert main(["profile-sizes", "--data", str(data), "--models", models, "--batch-sizes", "20", "--batches", "1",
+                 "--repeats", "1", "--engine", '{"channels_last": true}', "--device", "cpu",
+                 "--out", str(tmp_path / "sizes.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "sizes.csv").open()))
+    assert [(r["model"], r["weights"], r["channels_last"]) for r in rows] == [("cnn-w4", "untrained", "True"),
+                                                                              ("mlp", "untrained", "True")]
+    assert int(rows[0]["parameters"]) > 0 and float(rows[0]["ratio"]) > 0
+    assert (tmp_path / "sizes.md").exists() and (tmp_path / "sizes.json").exists()
+
+    assert main(["train", "--data", str(data), "--sigma", "0.25", "--epochs", "1", "--arch-params",
+                 '{"width": 4, "hidden": 8}', "--out", str(tmp_path / "m.pt"), "--quiet", "--device", "cpu"]) == 0
+    params = '{"n0": 10, "n": 20, "batch_size": 64, "autocast": "bf16", "channels_last": true}'
+    assert main(["certify", "--data", str(data), "--checkpoint", str(tmp_path / "m.pt"), "--params", params,
+                 "--max-inputs", "2", "--out", str(tmp_path / "c.csv"), "--quiet", "--device", "cpu"]) == 0
+    sidecar = json.loads((tmp_path / "c.json").read_text())["parameters"]
+    assert (sidecar["autocast"], sidecar["channels_last"], sidecar["compile"]) == ("bf16", True, False)
+    bad = '{"n0": 10, "n": 20, "autocast": "fp16"}'
+    assert main(["certify", "--data", str(data), "--checkpoint", str(tmp_path / "m.pt"), "--params", bad,
+                 "--max-inputs", "2", "--out", str(tmp_path / "e.csv"), "--quiet", "--device", "cpu"]) == 2

@@ -1,0 +1,59 @@
+# ACES (Horvath et al. 2022): F = the main study's Gaussian-trained model at each sigma, an entropy selector
+# on F's own samples, and a core model trained without noise; one sample set per input serves every theta.
+
+
+rule aces_sweep:
+    """ACES theta sweep at one sigma: one CSV row per (test input, theta), theta = 1 (pure RS) included."""
+    input:
+        data="results/data/{dataset}.pt",
+        model=lambda w: ACES_SWEEPS[f"results/aces/{w.dataset}/sigma{w.sigma}.csv"]["model"],
+        core=lambda w: ACES_SWEEPS[f"results/aces/{w.dataset}/sigma{w.sigma}.csv"]["core"],
+    output:
+        csv="results/aces/{dataset}/sigma{sigma}.csv",
+        sidecar="results/aces/{dataset}/sigma{sigma}.json",
+    params:
+        thetas=" ".join(str(t) for t in ACES["thetas"]) if ACES else "",
+        args=as_json(ACES_PARAMS),
+        max_inputs=ACES["max_inputs"] if ACES else 0,
+        pack=config["cohen"]["pack"],
+        seed=config["seed"],
+    threads: workflow.cores
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/aces/{dataset}/sigma{sigma}.log",
+    shell:
+        "rsscale aces --data {input.data} --checkpoint {input.model} --core {input.core} --sigma {wildcards.sigma}"
+        " --thetas {params.thetas} --params {params.args} --max-inputs {params.max_inputs} --pack {params.pack}"
+        " --seed {params.seed} --threads {threads} --quiet --out {output.csv} > {log} 2>&1"
+
+
+rule table_aces:
+    """ACES at each theta next to pure RS and the core model: clean and certified accuracy, ACR, selection rate."""
+    input:
+        list(ACES_SWEEPS),
+    output:
+        table_outputs("aces"),
+    params:
+        radii=" ".join(str(r) for r in config["radii"]),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/aces.log",
+    shell:
+        "rsscale table aces --inputs {input} --radii {params.radii} --out results/tables/aces 2>&1 | tee {log}"
+
+
+rule figure_aces_tradeoff:
+    """Clean accuracy vs ACR as theta varies, one curve per sigma, pure RS marked."""
+    input:
+        "results/tables/aces.csv",
+    output:
+        report("figures/aces_tradeoff.png", caption="../report/aces_tradeoff.rst", category="Trade-off"),
+        "figures/aces_tradeoff.pdf",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/figures/aces_tradeoff.log",
+    shell:
+        "rsscale figure aces --inputs {input} --out figures/aces_tradeoff > {log} 2>&1"

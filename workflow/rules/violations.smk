@@ -1,0 +1,20 @@
+# The violation search for input-dependent sigma (issue 6): certified balls on the ball oracle, points inside them
+# where the smoothed classifier at the noise the method picks there says another class.
+
+
+rule table_violations:
+    """Per method (DDRS, QCRS, ANCER, their memory-fixed variants, ISRS and Cohen): inputs, points tried, violations
+    found and the first violating example."""
+    output:
+        multiext("results/tables/violations", ".csv", ".md", ".tex"),
+    params:
+        settings=as_json({k: v for k, v in config.get("violations", {}).items() if k != "seed"}),
+        seed=config.get("violations", {}).get("seed", config["seed"]),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/violations.log",
+    shell:
+        "rsscale violations --settings {params.settings} --seed {params.seed} --threads {threads}"
+        " --out results/tables/violations 2>&1 | tee {log}"
