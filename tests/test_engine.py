@@ -189,6 +189,20 @@ def test_cuda_channels_last_cnn_matches_and_cohen_certifies():
     assert cert.forward_passes == 110 and certifier.settings()["autocast"] == "fp16"
 
 
+@cuda
+@pytest.mark.parametrize("name", ["gaussian", "macer"])
+def test_cuda_training_and_noisy_evaluation_run_from_a_cpu_seed(name):
+    """Training and evaluation take CPU generators (the CLI's seeds) and draw their noise on the device."""
+    from rsscale.training import build_objective, evaluate_accuracy, fit
+
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.rand(64, 3, 8, 8, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    model = _cnn()
+    fit(model, build_objective(name, sigma=0.25), x, y, epochs=1, batch_size=32, generator=gen, device="cuda")
+    accuracy = evaluate_accuracy(model, x, y, 0.25, torch.Generator().manual_seed(4), device="cuda")
+    assert accuracy == evaluate_accuracy(model, x, y, 0.25, torch.Generator().manual_seed(4), device="cuda")
+
+
 def test_cli_profile_sizes_and_certify_record_the_options(tmp_path):
     data = tmp_path / "d.pt"
     assert main(["data", "--dataset", "digits", "--params", '{"resolution": 8}', "--out", str(data)]) == 0

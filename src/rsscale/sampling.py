@@ -166,6 +166,7 @@ class Sampler:
         self._precision = check_engine_options(self.autocast, self.channels_last, self.compile, self.device)
         if self.device.type == "cpu":
             keep_freed_memory()
+        self.model = self.model.to(self.device)  # the engine runs the model where it draws the noise
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._run = torch.compile(self.model, dynamic=False) if self.compile else self.model

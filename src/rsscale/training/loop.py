@@ -98,10 +98,11 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
 def evaluate_accuracy(model, x, y, sigma: float = 0.0, generator=None, batch_size: int = 1000, device="cpu") -> float:
     """Accuracy of the base classifier on ``x + N(0, sigma^2 I)`` (clean when sigma = 0)."""
     model.to(device).eval()
+    noise_generator = device_generator(generator, torch.device(device)) if sigma else None
     correct = 0
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(device)
         if sigma:
-            xb = xb + sigma * torch.randn(xb.shape, generator=generator, device=device)
+            xb = xb + sigma * torch.randn(xb.shape, generator=noise_generator, device=device)
         correct += int((model(xb).argmax(1).cpu() == y[i : i + batch_size]).sum())
     return correct / len(x)
