@@ -18,7 +18,8 @@ def write_run(folder, tag, method, radius, correct, passes, seconds, sound=True,
         writer = csv.writer(handle)
         writer.writerow(columns)
         for i, (r, c) in enumerate(zip(radius, correct, strict=True)):
-            writer.writerow([i, 0, 0 if c else 1, int(c), r, 0.9, passes, seconds] + ([evaluations] if evaluations else []))
+            extra = [evaluations] if evaluations else []
+            writer.writerow([i, 0, 0 if c else 1, int(c), r, 0.9, passes, seconds, *extra])
     path.with_suffix(".json").write_text(json.dumps({"parameters": {"method": method}, "sound": sound}))
     return read_run(path)
 

@@ -158,7 +158,8 @@ def cmd_train_denoiser(args) -> None:
             "training": report.as_dict(), "test_accuracy_clean": clean, "test_accuracy_noisy": noisy,
             "classifier": {"checkpoint": args.classifier, "sha256": classifier_meta["sha256"],
                            "sigma": classifier_meta.get("sigma"),
-                           "objective": trained_with.get("objective") if isinstance(trained_with, dict) else trained_with,
+                           "objective": (trained_with.get("objective") if isinstance(trained_with, dict)
+                                         else trained_with),
                            "train_seconds": classifier_meta.get("training", {}).get("seconds")}}
     sha = save_checkpoint(model.cpu(), args.out, **meta)
     parameters = {k: v for k, v in vars(args).items() if k != "func"}

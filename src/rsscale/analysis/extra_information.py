@@ -24,7 +24,7 @@ BOOTSTRAP = 2000
 
 
 def run_tag(run: Run) -> str:
-    """The run's label in the study: its file name up to the sigma (``ensemble-K2_sigma0.25_...`` -> ``ensemble-K2``)."""
+    """The run's label: its file name up to the sigma (``ensemble-K2_sigma0.25_...`` -> ``ensemble-K2``)."""
     return run.path.stem.split("_sigma")[0]
 
 

@@ -225,7 +225,8 @@ def extra_information_figure(rows: Sequence[dict], prefix) -> list[Path]:
     base_acr = rows[0]["ACR"]
     for i, row in enumerate(rows[1:]):
         color = f"C{i % 10}"
-        errors = [[(row["ACR_diff"] - row["ACR_diff_low"]) / base_acr], [(row["ACR_diff_high"] - row["ACR_diff"]) / base_acr]]
+        errors = [[(row["ACR_diff"] - row["ACR_diff_low"]) / base_acr],
+                  [(row["ACR_diff_high"] - row["ACR_diff"]) / base_acr]]
         ax.errorbar(row["cost_ratio_seconds"], row["ACR_ratio"], yerr=errors, fmt="o", color=color,
                     markerfacecolor=color if row["sound"] else "none", capsize=3,
                     label=row["method"] + ("" if row["sound"] else " (unsound)"))

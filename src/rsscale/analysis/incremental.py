@@ -17,6 +17,7 @@ ICLR 2024 (their Table 1: speedup of IRS over certification from scratch).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -36,6 +37,10 @@ from rsscale.smooth import SmoothedClassifier
 def _seed(seed: int, *keys: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1
     return torch.Generator().manual_seed(int(state))
+
+
+def _certify_many(smoothed: SmoothedClassifier, n0: int, n: int, alpha: float, xs, generator) -> list[Certificate]:
+    return smoothed.certify_many(xs, n0, n, alpha, generator)
 
 
 def _timed(certify, xs: torch.Tensor, pack: int, seed: int, key: int) -> tuple[list[Certificate], float]:
@@ -70,7 +75,7 @@ def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_class
     rows = []
     for k, (name, modified) in enumerate(modified_models.items(), start=1):
         scratch = SmoothedClassifier(modified, num_classes, Gaussian(sigma), batch_size, "cpu")
-        from_scratch, scratch_seconds = _timed(lambda chunk, gen: scratch.certify_many(chunk, n0, n, alpha, gen),
+        from_scratch, scratch_seconds = _timed(functools.partial(_certify_many, scratch, n0, n, alpha),
                                                xs, pack, seed, 2 * k)
         irs = methods.build("irs", model=modified, num_classes=num_classes, sigma=sigma, cache=cache,
                             n_incremental=n_incremental, alpha_zeta=alpha_zeta, gamma=gamma, batch_size=batch_size,
