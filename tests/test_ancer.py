@@ -8,7 +8,7 @@ import torch
 from scipy.stats import norm
 
 import rsscale
-from oracles import BallClassifier, IntervalClassifier, allowed_rate, unit_vector, violation_rate
+from oracles import BallClassifier, IntervalClassifier, Recorder, allowed_rate, unit_vector, violation_rate
 from rsscale import ABSTAIN, Gaussian
 from rsscale.certificate import Certificate
 from rsscale.memory import Memory
@@ -20,22 +20,7 @@ SIGMA = 0.25
 TRIALS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Recorder(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return torch.zeros(x.shape[0], 2)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SoftBand(torch.nn.Module):

@@ -85,3 +85,26 @@ def test_several_checkpoints_make_an_ensemble_and_the_sidecar_names_them_all(tra
     assert len(rows) == 6 and all(row["members"] == "2" for row in rows)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert len(sidecar["checkpoint_sha256"]) == 2 and len(sidecar["parameters"]["checkpoint"]) == 2
+
+
+def test_fit_sween_writes_weights_that_certify_reads_with_params_file(trained, tmp_path, capsys):
+    import json
+
+    members = [str(trained / "m.pt"), str(trained / "m.pt")]  # two identical members: the fit must stay symmetric
+    weights = tmp_path / "w.json"
+    assert main(["fit-sween", "--data", str(trained / "d.pt"), "--checkpoint", *members, "--max-examples", "30",
+                 "--copies", "2", "--steps", "20", "--out", str(weights), "--device", "cpu"]) == 0
+    fitted = json.loads(weights.read_text())
+    assert fitted["fit"]["sigma"] == 0.25 and fitted["fit"]["examples"] == 30
+    first, second = fitted["params"]["weights"]
+    assert first == pytest.approx(second, abs=1e-9)
+    out = tmp_path / "sween.csv"
+    assert main(["certify", "--data", str(trained / "d.pt"), "--checkpoint", *members, "--method", "sween",
+                 "--params", PARAMS, "--params-file", str(weights), "--skip", "90", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())["parameters"]
+    assert sidecar["weights"] == fitted["params"]["weights"] and sidecar["params_file"] == str(weights)
+    (tmp_path / "bad.json").write_text('{"weights": [0, 0]}')
+    assert main(["certify", "--data", str(trained / "d.pt"), "--checkpoint", *members, "--method", "sween",
+                 "--params-file", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.csv"), "--quiet"]) == 2
+    assert "must hold a JSON object with a 'params' object" in capsys.readouterr().err

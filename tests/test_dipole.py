@@ -7,7 +7,7 @@ import torch
 from scipy.stats import norm
 
 import rsscale
-from oracles import IntervalClassifier, allowed_rate, unit_vector, violation_rate
+from oracles import IntervalClassifier, Recorder, allowed_rate, unit_vector, violation_rate
 from rsscale import ABSTAIN, Gaussian
 from rsscale.methods.dipole import AntitheticGaussian, dipole_lower_bound, dipole_radius, pair_vote
 from rsscale.sampling import Sampler
@@ -16,12 +16,7 @@ SIGMA = 0.5
 TRIALS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _oracle(dim=16):
@@ -33,20 +28,10 @@ def _build(model, num_classes=2, **params):
                                  device="cpu", **params)
 
 
-class Recorder(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return torch.zeros(x.shape[0], 3)
-
-
 @pytest.mark.parametrize("num_samples, batch_size", [(10, 6), (8, 1000), (6, 4)])
 def test_pairs_stay_aligned_within_inputs_and_batches(num_samples, batch_size):
     """Flat rows 2j, 2j + 1 are x_i + e and x_i - e of the same input, whatever the batch boundaries."""
-    recorder = Recorder()
+    recorder = Recorder(3)
     xs = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     sampler = Sampler(recorder, AntitheticGaussian(SIGMA), 10, batch_size, "cpu", vote=pair_vote(3))
     counts = sampler.counts(xs, num_samples, torch.Generator().manual_seed(1))

@@ -17,12 +17,7 @@ TRIALS = 2000
 THRESHOLDS = (-0.2, 0.2, 0.0)  # majority of u . x >= a over these = the half-space u . x >= 0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _members(dim=16):

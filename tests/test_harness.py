@@ -44,13 +44,7 @@ def point_estimate_factory(name, **kwargs):
     return PointEstimateCohen(**kwargs)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small batches: one PyTorch thread is fastest (and the counts do not depend on it); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

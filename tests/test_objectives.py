@@ -20,13 +20,7 @@ from rsscale.training.smoothadv import SmoothAdv, smoothed_nll
 SHAPE = (1, 4, 4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy(n=96, seed=0):

@@ -7,7 +7,7 @@ import torch
 from scipy.stats import norm
 
 import rsscale
-from oracles import IntervalClassifier, allowed_rate, unit_vector, violation_rate
+from oracles import IntervalClassifier, Recorder, allowed_rate, unit_vector, violation_rate
 from rsscale import ABSTAIN, Gaussian
 from rsscale.methods.qcrs import ScaledGaussian
 from rsscale.sampling import Sampler
@@ -16,12 +16,7 @@ SIGMA = 0.25
 TRIALS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _half_space(dim=16):
@@ -31,16 +26,6 @@ def _half_space(dim=16):
 def _build(model, num_classes=2, **params):
     return rsscale.methods.build("qcrs", model=model, num_classes=num_classes, sigma=SIGMA, batch_size=1000,
                                  device="cpu", **params)
-
-
-class Recorder(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return torch.zeros(x.shape[0], 2)
 
 
 def test_each_input_gets_its_own_noise_level():

@@ -18,12 +18,7 @@ SIGMA = 0.5
 TRIALS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _slab(dim, width=0.6, seed=0):

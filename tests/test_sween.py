@@ -17,12 +17,7 @@ THRESHOLDS = (-0.2, 0.2, 0.0)
 LOGITS = np.log([0.4, 0.35, 0.25]).tolist()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _members(dim=16):

@@ -12,12 +12,7 @@ from rsscale.violations import SoftBall, run_violations, smoothed_classes
 BASE = {"n0": 20, "n": 1000, "alpha": 0.001, "batch_size": 2000}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_finds_violations_for_input_dependent_sigma_and_none_for_cohen():

@@ -24,6 +24,7 @@ from rsscale.analysis.results import read_run
 from rsscale.certificate import CertificateWriter
 from rsscale.data import Dataset, load_dataset
 from rsscale.methods.projected import fit_projection
+from rsscale.methods.sween import fit_weights
 from rsscale.models import build_model, load_checkpoint, save_checkpoint
 from rsscale.noise import Gaussian
 from rsscale.profiling import profile_throughput
@@ -31,6 +32,27 @@ from rsscale.provenance import device_name, utc_now, write_sidecar
 from rsscale.sampling import resolve_device
 from rsscale.training import build_objective, evaluate_accuracy, fit
 from rsscale.training.denoiser import DENOISER_OBJECTIVES, DenoiserObjective, compose, train_denoiser
+
+
+def _load_models(paths: list[str], dataset: Dataset, data_path: str) -> list[tuple[torch.nn.Module, dict]]:
+    """(model, metadata) per checkpoint, each checked against the dataset's input shape and classes."""
+    loaded = [load_checkpoint(path) for path in paths]
+    for path, (model, _) in zip(paths, loaded, strict=True):
+        _check_model_fits(model, dataset, path, data_path)
+    return loaded
+
+
+def _params_file(path: str | None) -> dict:
+    """The ``params`` object of a JSON file written by a fitting command (e.g. ``fit-sween``); {} without a file."""
+    if path is None:
+        return {}
+    try:
+        content = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read method parameters from {path}: {err}") from err
+    if not isinstance(content, dict) or not isinstance(content.get("params"), dict):
+        raise ValueError(f"{path} must hold a JSON object with a 'params' object, e.g. {{\"params\": {{...}}}}")
+    return content["params"]
 
 
 def _json(text: str) -> dict:
@@ -138,6 +160,27 @@ def cmd_train(args) -> None:
           f"test accuracy {clean:.3f} clean / {noisy:.3f} under noise")
 
 
+def cmd_fit_sween(args) -> None:
+    """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen)."""
+    started = utc_now()
+    dataset = Dataset.load(args.data)
+    loaded = _load_models(args.checkpoint, dataset, args.data)
+    sigma = _sigma(args, loaded[0][1])
+    examples = min(args.max_examples, len(dataset.x_train))
+    generator = torch.Generator().manual_seed(_seed_for(args.seed, 0))
+    pick = torch.randperm(len(dataset.x_train), generator=generator)[:examples]
+    weights = fit_weights([m for m, _ in loaded], dataset.x_train[pick], dataset.y_train[pick], sigma,
+                          copies=args.copies, steps=args.steps, generator=generator)
+    mixture = torch.softmax(torch.tensor(weights), 0).tolist()
+    fit = {"examples": examples, "copies": args.copies, "steps": args.steps, "sigma": sigma, "mixture": mixture,
+           "checkpoints": args.checkpoint, "checkpoint_sha256": [meta["sha256"] for _, meta in loaded],
+           "started": started, "seed": args.seed}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"params": {"weights": weights}, "fit": fit}, indent=2) + "\n")
+    print(f"sween weights at sigma={sigma} from {examples} training examples x {args.copies} noisy copies: "
+          f"mixture {', '.join(f'{a:.3f}' for a in mixture)}")
+
+
 def cmd_train_denoiser(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
@@ -172,13 +215,11 @@ def cmd_train_denoiser(args) -> None:
 def cmd_certify(args) -> None:
     started = utc_now()
     dataset = Dataset.load(args.data)
-    loaded = [load_checkpoint(path) for path in args.checkpoint]
-    for path, (member, _) in zip(args.checkpoint, loaded, strict=True):
-        _check_model_fits(member, dataset, path, args.data)
+    loaded = _load_models(args.checkpoint, dataset, args.data)
     models_, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
     meta = metas[0]
     sigma = _sigma(args, meta)
-    params = _json(args.params)
+    params = {**_json(args.params), **_params_file(args.params_file)}
     # several checkpoints make one model list, for the families whose base classifier combines models (ensembles)
     certifier = methods.build(args.method, model=models_[0] if len(models_) == 1 else models_,
                               num_classes=dataset.num_classes, sigma=sigma, device=args.device, **params)
@@ -202,7 +243,7 @@ def cmd_certify(args) -> None:
     parameters = {"method": args.method, "sigma": sigma, "seed": args.seed, "skip": args.skip,
                   "max_inputs": args.max_inputs, "pack": args.pack, "data": args.data,
                   "checkpoint": args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
-                  **certifier.settings(), "method_params": params}
+                  **certifier.settings(), "method_params": params, "params_file": args.params_file}
     run = read_run(out)
     info = methods.info(args.method)
     write_sidecar(out.with_suffix(".json"), parameters, started, args.device,
@@ -317,11 +358,17 @@ def cmd_incremental(args) -> None:
               f"{100 * row['incremental_fraction']:.0f} % of inputs, ACR {row['ACR_irs']:.3f} vs "
               f"{row['ACR_scratch']:.3f}, same decision {100 * row['same_decision']:.0f} %")
 
+def _write_rows(rows: list[dict], args, caption: str = "") -> None:
+    """Write a table whose columns are its rows' keys, with the published columns of ``--reference``; print it."""
+    reference = None if args.reference in (None, "null") else _json(args.reference)
+    rows = tables.attach_reference(rows, reference)
+    tables.write_table(rows, list(rows[0]), args.out, caption=tables.reference_caption(caption, reference))
+    print(Path(f"{args.out}.md").read_text())
+
+
 def cmd_table(args) -> None:
     if args.kind == "aces":  # theta-sweep files (rsscale aces), not certification runs
-        rows = aces_analysis.aces_rows(args.inputs, args.radii)
-        tables.write_table(rows, list(rows[0]), args.out, caption="ACES vs pure RS and the core model")
-        print(Path(f"{args.out}.md").read_text())
+        _write_rows(aces_analysis.aces_rows(args.inputs, args.radii), args, "ACES vs pure RS and the core model")
         return
     if args.kind == "profile":
         rows = []
@@ -365,8 +412,7 @@ def cmd_table(args) -> None:
                   f" (radius / sampling {row['radius_to_sampling']:.3g})")
     else:
         rows = sample_count_rows(runs, args.radii)
-    tables.write_table(rows, list(rows[0]), args.out)
-    print(Path(f"{args.out}.md").read_text())
+    _write_rows(rows, args)
 
 
 def _read_csv_rows(path):
@@ -632,10 +678,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="cohen")
     p.add_argument("--sigma", type=float, default=None, help="default: the checkpoint's training sigma")
     p.add_argument("--params", default="{}", help="JSON object of method parameters (n0, n, alpha, ...)")
+    p.add_argument("--params-file", default=None,
+                   help='JSON file {"params": {...}} merged over --params (e.g. the weights fit-sween wrote)')
     p.add_argument("--skip", type=int, default=1, help="certify every skip-th test input")
     p.add_argument("--max-inputs", type=int, default=None)
     p.add_argument("--pack", type=int, default=10, help="inputs whose samples share forward passes")
     p.add_argument("--out", required=True)
+    runtime(p)
+
+    p = command("fit-sween", cmd_fit_sween,
+                "fit SWEEN's ensemble weights on noisy training examples; certify reads them with --params-file")
+    p.add_argument("--data", required=True)
+    p.add_argument("--checkpoint", required=True, nargs="+", help="the ensemble members")
+    p.add_argument("--sigma", type=float, default=None, help="default: the first checkpoint's training sigma")
+    p.add_argument("--max-examples", type=int, default=500, help="training examples the weights are fitted on")
+    p.add_argument("--copies", type=int, default=8, help="Gaussian copies of each example")
+    p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps on the weight logits")
+    p.add_argument("--out", required=True, help='JSON file: {"params": {"weights": [...]}, "fit": {...}}')
     runtime(p)
 
     p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta")
@@ -707,6 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="l2 radii of the certified-accuracy columns")
     p.add_argument("--linf-radii", type=float, nargs="*", default=[0.001, 0.01],
                    help="l_inf radii of the certified-accuracy columns (dimension table)")
+    p.add_argument("--reference", default=None,
+                   help='JSON {"source": ..., "rows": [{"match": {column: value}, "published": {column: number}}]}: '
+                        "published numbers in a <column>_published column after each named column (training, "
+                        "denoised, aces tables); null or absent: none")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
     p = command("claims", cmd_claims, "evaluate the claims ledger against the study's tables")

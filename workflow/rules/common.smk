@@ -74,8 +74,10 @@ def model_for(dataset, sigma, objective=None, seed=None):
     return path
 
 
-def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10, objective=None, models=None):
-    """Register a certification run; return its CSV path (``models``: several checkpoints, for ensembles)."""
+def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pack=10, objective=None, models=None,
+                params_file=None):
+    """Register a certification run; return its CSV path (``models``: several checkpoints, for ensembles;
+    ``params_file``: a JSON file of fitted parameters, made by another rule, merged over ``params``)."""
     path = f"results/certify/{dataset}/{method}/{tag}.csv"
     RUNS[path] = {
         "dataset": dataset,
@@ -86,6 +88,7 @@ def certify_run(dataset, method, sigma, tag, params, max_inputs=None, skip=1, pa
         "max_inputs": max_inputs,
         "skip": skip,
         "pack": pack,
+        "params_file": params_file,
     }
     return path
 
@@ -211,11 +214,22 @@ if COST:
 
 # RS-aware training: one model per (objective, sigma), each certified with Cohen's CERTIFY
 TRAINING = config.get("training_methods")
+
+
+def training_objective(name, sigma):
+    """``(name, params)`` of a training_methods objective at sigma; a ``teacher`` that names another objective
+    (CRT distils from it) becomes the checkpoint of that objective's model at the same sigma."""
+    params = dict(TRAINING["objectives"][name] or {})
+    if params.get("teacher") in TRAINING["objectives"]:
+        params["teacher"] = model_for(TRAINING["dataset"], sigma, training_objective(params["teacher"], sigma))
+    return name, params
+
+
 TRAINING_RUNS = [
     certify_run(TRAINING["dataset"], "cohen", sigma,
                 f"gaussian_sigma{sigma}_n{TRAINING['n']}_{TRAINING['max_inputs']}_{objective}",
                 cohen_params(TRAINING["n"]), TRAINING["max_inputs"], 1, config["cohen"]["pack"],
-                objective=(objective, TRAINING["objectives"][objective] or {}))
+                objective=training_objective(objective, sigma))
     for objective in TRAINING["objectives"]
     for sigma in TRAINING["sigmas"]
 ] if TRAINING else []
@@ -228,16 +242,17 @@ EXTRA = config.get("extra_information")
 EXTRA_RUNS = []
 if EXTRA:
 
-    def extra_run(tag, method, ensemble=False, **params):
-        members = None
-        if ensemble:
-            members = [model_for(EXTRA["dataset"], EXTRA["sigma"])] + [
-                model_for(EXTRA["dataset"], EXTRA["sigma"], seed=config["seed"] + k) for k in range(1, EXTRA["members"])
-            ]
+    EXTRA_MEMBERS = [model_for(EXTRA["dataset"], EXTRA["sigma"])] + [
+        model_for(EXTRA["dataset"], EXTRA["sigma"], seed=config["seed"] + k) for k in range(1, EXTRA["members"])
+    ]
+    SWEEN_WEIGHTS = f"results/sween/{EXTRA['dataset']}/weights_sigma{EXTRA['sigma']}.json"
+
+    def extra_run(tag, method, ensemble=False, fit_weights=False, **params):
         return certify_run(EXTRA["dataset"], method, EXTRA["sigma"],
                            f"{tag}_sigma{EXTRA['sigma']}_n{EXTRA['n']}_{EXTRA['max_inputs']}",
                            cohen_params(EXTRA["n"], **params), EXTRA["max_inputs"], 1, config["cohen"]["pack"],
-                           models=members)
+                           models=EXTRA_MEMBERS if ensemble else None,
+                           params_file=SWEEN_WEIGHTS if fit_weights else None)
 
     EXTRA_RUNS = [extra_run("baseline", "cohen")] + [
         extra_run(tag, **spec) for tag, spec in EXTRA["runs"].items()

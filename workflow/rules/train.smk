@@ -1,7 +1,9 @@
 rule train:
     """Train a base classifier with a training objective at noise level sigma."""
     input:
-        lambda w: f"results/data/{w.dataset}.pt",
+        data=lambda w: f"results/data/{w.dataset}.pt",
+        # a distillation objective (crt) trains from another model: its checkpoint
+        teacher=lambda w: MODELS[f"results/models/{w.dataset}/{w.name}.pt"]["objective_params"].get("teacher", []),
     output:
         model="results/models/{dataset}/{name}.pt",
         sidecar="results/models/{dataset}/{name}.json",
@@ -19,5 +21,5 @@ rule train:
     log:
         "logs/train/{dataset}/{name}.log",
     shell:
-        "rsscale train --data {input} {params.args} --seed {params.seed}"
+        "rsscale train --data {input.data} {params.args} --seed {params.seed}"
         " --threads {threads} --quiet --out {output.model} > {log} 2>&1"

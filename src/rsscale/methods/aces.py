@@ -42,10 +42,10 @@ import torch
 
 from rsscale.bounds import check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, resolve_device
+from rsscale.sampling import Sampler
 from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
 
 
@@ -87,7 +87,7 @@ def _core_model(core) -> torch.nn.Module:
 
 
 @register
-class Aces(Certifier):
+class Aces(BatchCertifier):
     """F's smoothed class where the entropy selector certifies F, else the core model's class (uncertified)."""
 
     name = "aces"
@@ -103,18 +103,11 @@ class Aces(Certifier):
         self.alpha = check_alpha(alpha)
         self.noise = Gaussian(sigma)
         self.sigma = self.noise.sigma
-        self.num_classes = check_sample_size("num_classes", num_classes)
         self.batch_size = check_sample_size("batch_size", batch_size)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self._set_model(model, num_classes, device)
         self.core = _core_model(core).to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         return self.certify_thetas(xs, [self.theta], generator)[0]
 
     @torch.inference_mode()

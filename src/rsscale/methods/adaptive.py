@@ -69,11 +69,11 @@ from rsscale.bounds import (
     union_bound_upper,
 )
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 STRATEGIES = ("horvath", "betting", "union")
 #: Horvath et al.'s stage sizes; scaled so that the last stage is n.
@@ -93,7 +93,7 @@ def scaled_stages(stages: Sequence[float], n: int) -> list[int]:
 
 
 @register
-class Adaptive(Certifier):
+class Adaptive(BatchCertifier):
     """Decision at ``r_target`` with early stopping; ``strategy`` in :data:`STRATEGIES` (module docstring)."""
 
     name = "adaptive"
@@ -121,25 +121,15 @@ class Adaptive(Certifier):
         self.stages = scaled_stages(stages, self.n)
         self.first, self.growth = check_sample_size("first", first), float(growth)
         self.checkpoints = geometric_checkpoints(self.first, self.growth, self.n)
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
                                self.device)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """All inputs share forward passes; each check step draws one batch for the inputs still undecided.
 
         ``seconds`` is the batch's wall-clock shared in proportion to each input's forward passes.
         """
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
         start = time.perf_counter()
         run = self._stages if self.strategy == "horvath" else self._sequence
         state = run(xs, generator)

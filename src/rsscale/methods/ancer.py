@@ -33,21 +33,20 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from rsscale.bounds import check_alpha, clopper_pearson_lower
+from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.memory import Memory
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import register
+from rsscale.methods.ddrs import OptimisedNoiseCertifier
 from rsscale.methods.iss import l2_radii
-from rsscale.noise import DiagonalGaussian, Gaussian
-from rsscale.sampling import Sampler, device_generator, reparameterized_probs, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.noise import DiagonalGaussian
+from rsscale.sampling import Sampler, device_generator, reparameterized_probs
 
 #: Adam's decay rates (the paper optimises theta with Adam at PyTorch's defaults).
 ADAM_BETAS = (0.9, 0.999)
 
 
 @register
-class ANCER(Certifier):
+class ANCER(OptimisedNoiseCertifier):
     """Per-coordinate sigma maximising the ellipsoid proxy volume, then Cohen at that noise (module docstring)."""
 
     name = "ancer"
@@ -60,26 +59,10 @@ class ANCER(Certifier):
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_opt: int = 100, steps: int = 100, lr: float = 0.04, kappa: float = 2.0, memory: bool = False,
                  batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = Gaussian(sigma).sigma
-        self.n_opt = check_sample_size("n_opt", n_opt)
-        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        self.steps = int(steps)
-        self.lr, self.kappa = float(lr), float(kappa)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        super().__init__(model, num_classes, sigma, n0, n, alpha, n_opt, steps, lr, memory, batch_size, device)
+        self.kappa = float(kappa)
         if not (self.kappa >= 0 and math.isfinite(self.kappa)):
             raise ValueError(f"kappa must be a finite number >= 0, got {kappa}")
-        if not isinstance(memory, bool):
-            raise ValueError(f"memory must be true or false, got {memory!r}")
-        self.memory = Memory() if memory else None
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
-        self.batch_size = check_sample_size("batch_size", batch_size)
         self.noise = DiagonalGaussian(torch.ones(1))
         self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
 
@@ -110,17 +93,7 @@ class ANCER(Certifier):
             chosen.append(theta.cpu())
         return torch.cat(chosen)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
-        if generator is None:
-            generator = torch.Generator()
-            generator.seed()
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         thetas = self.optimise_thetas(xs, generator)
         self.noise.start(thetas, self.n0)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from rsscale.certificate import Certificate
+from rsscale.sampling import resolve_device
+from rsscale.smooth import check_inputs, check_sample_size
 
 
 class Certifier(ABC):
@@ -38,6 +40,41 @@ class Certifier(ABC):
     def settings(self) -> dict:
         """The parameters that identify this certifier's run (for provenance and file names)."""
         return {}
+
+
+class BatchCertifier(Certifier):
+    """A family that certifies a batch of inputs together (the inputs share forward passes).
+
+    Subclasses implement :meth:`certify_batch` on a checked ``[m, *input_shape]`` tensor and an explicit
+    generator (``None`` becomes one seeded from fresh OS entropy); :meth:`certify` is the batch of one.
+    ``input_shape`` (``None``: any shape) is what the inputs are checked against.
+    """
+
+    input_shape: tuple[int, ...] | None = None
+
+    def _set_model(self, model: torch.nn.Module, num_classes: int, device) -> None:
+        """The model in eval mode on the device, the number of classes, and the input shape the model declares."""
+        self.num_classes = check_sample_size("num_classes", num_classes)
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+
+    @abstractmethod
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
+        """Certify the inputs ``xs`` (already validated) with draws from ``generator``."""
+
+    def certify(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Certificate:
+        check_inputs(x, self.input_shape, batched=False)
+        return self.certify_many(x.unsqueeze(0), generator)[0]
+
+    def certify_many(self, xs, generator: torch.Generator | None = None) -> list[Certificate]:
+        if isinstance(xs, (list, tuple)):
+            xs = torch.stack(list(xs))
+        check_inputs(xs, self.input_shape, batched=True)
+        if generator is None:
+            generator = torch.Generator()
+            generator.seed()
+        return self.certify_batch(xs, generator)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ import torch
 from rsscale.bounds import check_alpha
 from rsscale.certificate import Certificate
 from rsscale.memory import Memory
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.qcrs import ScaledGaussian, certify_at_sigmas
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, device_generator, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler, device_generator
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 
 def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -50,8 +50,32 @@ def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tens
     return sigmas / 2 * (torch.special.ndtri(top[:, 0]) - torch.special.ndtri(top[:, 1]))
 
 
+class OptimisedNoiseCertifier(BatchCertifier):
+    """The set-up shared by the families that tune the noise of each input by ``steps`` gradient steps on ``n_opt``
+    draws (DDRS, ANCER), then certify at the tuned noise with ``n0 + n`` fresh samples (``memory``: the fix of
+    :mod:`rsscale.memory`)."""
+
+    def __init__(self, model, num_classes: int, sigma: float, n0: int, n: int, alpha: float, n_opt: int, steps: int,
+                 lr: float, memory: bool, batch_size: int, device):
+        self.n0, self.n = check_selection_and_estimation(n0, n)
+        self.alpha = check_alpha(alpha)
+        self.sigma = Gaussian(sigma).sigma
+        self.n_opt = check_sample_size("n_opt", n_opt)
+        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        self.steps = int(steps)
+        self.lr = float(lr)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        if not isinstance(memory, bool):
+            raise ValueError(f"memory must be true or false, got {memory!r}")
+        self.memory = Memory() if memory else None
+        self._set_model(model, num_classes, device)
+        self.batch_size = check_sample_size("batch_size", batch_size)
+
+
 @register
-class DDRS(Certifier):
+class DDRS(OptimisedNoiseCertifier):
     """Gradient ascent on each input's sigma of the soft radius, then Cohen at that sigma (module docstring)."""
 
     name = "ddrs"
@@ -64,28 +88,12 @@ class DDRS(Certifier):
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_opt: int = 100, steps: int = 100, lr: float = 0.01, low: float = 0.25, high: float = 4.0,
                  memory: bool = False, batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = Gaussian(sigma).sigma
-        self.n_opt = check_sample_size("n_opt", n_opt)
-        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        self.steps = int(steps)
-        self.lr, low, high = float(lr), float(low), float(high)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        super().__init__(model, num_classes, sigma, n0, n, alpha, n_opt, steps, lr, memory, batch_size, device)
+        low, high = float(low), float(high)
         if not (0 < low <= 1 <= high and math.isfinite(high)):
             raise ValueError(f"the sigma range [low, high] (multiples of sigma) needs 0 < low <= 1 <= high, "
                              f"got [{low}, {high}]")
         self.low, self.high = low, high
-        if not isinstance(memory, bool):
-            raise ValueError(f"memory must be true or false, got {memory!r}")
-        self.memory = Memory() if memory else None
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
-        self.batch_size = check_sample_size("batch_size", batch_size)
         self.noise = ScaledGaussian()
         self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
 
@@ -116,17 +124,7 @@ class DDRS(Certifier):
         return (torch.cat(chosen).double().numpy(), torch.cat(first).double().numpy(),
                 torch.cat(last).double().numpy())
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
-        if generator is None:
-            generator = torch.Generator()
-            generator.seed()
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         sigmas, first, last = self.optimise_sigmas(xs, generator)
         extras = [{"soft_radius_start": float(a), "soft_radius_end": float(b)}

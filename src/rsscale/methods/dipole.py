@@ -42,11 +42,11 @@ from scipy.special import ndtr, ndtri
 
 from rsscale.bounds import check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 C_N_COUNTS = ("either", "plus")
 
@@ -105,7 +105,7 @@ def dipole_radius(c_s, c_n, sigma: float, iterations: int = 200):
 
 
 @register
-class Dipole(Certifier):
+class Dipole(BatchCertifier):
     """Gaussian dipole smoothing: antithetic pairs bound the symmetric and the one-sided parts of p_A separately."""
 
     name = "dipole"
@@ -123,24 +123,14 @@ class Dipole(Certifier):
         self.c_n_count = c_n_count
         self.noise = Gaussian(sigma)
         self.sigma = self.noise.sigma
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         batch_size = check_sample_size("batch_size", batch_size)
         self.selector = Sampler(self.model, self.noise, self.num_classes, batch_size, self.device)
         even = max(2, batch_size - batch_size % 2)  # pairs must not straddle batches
         self.paired = Sampler(self.model, AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1, even, self.device,
                               vote=pair_vote(self.num_classes))
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         top = self.selector.counts(xs, self.n0, generator).argmax(dim=1)
         c = self.num_classes

@@ -83,6 +83,25 @@ def _evaluations(log: list[torch.Tensor], num_inputs: int, n0: int, n: int) -> t
     return selection.view(num_inputs, n0).sum(1) + estimation.view(num_inputs, n).sum(1)
 
 
+def certify_counting_evaluations(smoothed: SmoothedClassifier, ensemble: torch.nn.Module, xs, n0: int, n: int,
+                                 alpha: float, generator=None, **extra) -> list[Certificate]:
+    """Cohen's CERTIFY on a smoothed ensemble that logs its member evaluations (``ensemble.log`` while
+    ``ensemble.recording``); each certificate records ``members``, ``extra``, the input's ``model_evaluations`` and
+    ``evaluations_per_sample`` (k for a plain ensemble, less with early exit or consensus)."""
+    if isinstance(xs, (list, tuple)):
+        xs = torch.stack(list(xs))
+    ensemble.log, ensemble.recording = [], True
+    try:
+        certs = smoothed.certify_many(xs, n0, n, alpha, generator)
+        evaluations = _evaluations(ensemble.log, len(xs), n0, n).tolist()
+    finally:
+        ensemble.log, ensemble.recording = [], False
+    for cert, spent in zip(certs, evaluations, strict=True):
+        cert.extra.update({"members": len(ensemble.members), **extra, "model_evaluations": int(spent),
+                           "evaluations_per_sample": spent / (n0 + n)})
+    return certs
+
+
 @register
 class Ensemble(Certifier):
     """Cohen's CERTIFY on the summed-logit ensemble of ``model`` (a list or ModuleList of members)."""
@@ -106,19 +125,9 @@ class Ensemble(Certifier):
         return self.certify_many(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, generator)[0]
 
     def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        self.ensemble.log, self.ensemble.recording = [], True
-        try:
-            certs = self.smoothed.certify_many(xs, self.n0, self.n, self.alpha, generator)
-            evaluations = _evaluations(self.ensemble.log, len(xs), self.n0, self.n).tolist()
-        finally:
-            self.ensemble.log, self.ensemble.recording = [], False
-        k, consensus = len(self.ensemble.members), self.ensemble.consensus
-        for cert, spent in zip(certs, evaluations, strict=True):
-            cert.extra.update({"members": k, "consensus": consensus or k, "model_evaluations": int(spent),
-                               "evaluations_per_sample": spent / (self.n0 + self.n)})
-        return certs
+        extra = {"consensus": self.ensemble.consensus or len(self.ensemble.members)}
+        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator,
+                                            **extra)
 
     def settings(self) -> dict:
         k = len(self.ensemble.members)

@@ -38,7 +38,7 @@ import torch
 
 from rsscale.bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.noise import Gaussian
 from rsscale.sampling import Sampler
 from rsscale.smooth import SmoothedClassifier, check_inputs, check_sample_size, check_selection_and_estimation
@@ -114,7 +114,7 @@ def incremental_bound(p_lower: float, disagreements: int, n_incremental: int, al
 
 
 @register
-class IncrementalRS(Certifier):
+class IncrementalRS(BatchCertifier):
     """IRS for the modified model ``model`` (f_p), from a cache of the original (module docstring).
 
     Pass ``cache`` (an :class:`IRSCache`, shared by several modifications of
@@ -151,14 +151,11 @@ class IncrementalRS(Certifier):
         self.replay = Sampler(model.to(device).eval(), Gaussian(sigma), num_classes, cache.batch_size, device)
         self.fallback = SmoothedClassifier(model, num_classes, Gaussian(sigma), batch_size, device)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.fallback.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.fallback.input_shape
 
-    def certify_many(self, xs: torch.Tensor, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.fallback.input_shape, batched=True)
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         entries = self.cache.lookup(xs, generator)
         certs: list[Certificate | None] = [None] * len(xs)
         fallback = [i for i, e in enumerate(entries) if e.p_lower < self.gamma]

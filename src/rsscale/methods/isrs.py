@@ -39,12 +39,12 @@ from scipy.stats import ncx2, norm
 
 from rsscale.bounds import check_alpha
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.methods.qcrs import ScaledGaussian, certify_at_sigmas
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 #: Levels s1 (log-spaced over the range, endpoints included) at which the Neyman-Pearson bound is evaluated.
 GRID = 3
@@ -95,7 +95,7 @@ def isrs_radius(p, s0, rate: float, dim: int) -> np.ndarray:
 
 
 @register
-class ISRS(Certifier):
+class ISRS(BatchCertifier):
     """Input-dependent sigma, r-semi-elastic, certified with the two-Gaussian Neyman-Pearson bound (docstring)."""
 
     name = "isrs"
@@ -114,10 +114,7 @@ class ISRS(Certifier):
             raise ValueError(f"anchor must be a finite number, got {anchor}")
         if not (self.span >= 0 and math.isfinite(self.span)):
             raise ValueError(f"span must be a finite number >= 0, got {span}")
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.noise = ScaledGaussian()
         self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
                                self.device)
@@ -127,14 +124,7 @@ class ISRS(Certifier):
         distance = (xs.detach().flatten(1).double().cpu() - self.anchor).norm(dim=1).numpy()
         return self.sigma * np.exp(self.rate * np.minimum(distance, self.span))
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         sigmas = self.sigmas(xs)
         certs = certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator)

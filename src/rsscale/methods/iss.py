@@ -49,10 +49,10 @@ from scipy.special import ndtri
 
 from rsscale.bounds import check_alpha, clopper_pearson_interval, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.noise import NORMS, Gaussian, convert_radius
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 #: The p_A grid of the sample-size table (the paper's: 0.5 to 1 in steps of 0.001).
 GRID = np.linspace(0.5, 1.0, 501)
@@ -130,7 +130,7 @@ def counts_per_input(sampler: Sampler, xs: torch.Tensor, sizes, generator=None) 
 
 
 @register
-class ISS(Certifier):
+class ISS(BatchCertifier):
     """ISS as published: the pilot selects c_A, sizes the sample and is reused in the estimate (module docstring)."""
 
     name = "iss"
@@ -150,25 +150,15 @@ class ISS(Certifier):
         self.sigma = self.noise.sigma
         self.table = iss_table(self.sigma, self.n, self.alpha, decline, decline_type)
         self.decline, self.decline_type = float(decline), decline_type
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
                                self.device)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """Pilot for all inputs in shared batches, then the per-input sizes (:func:`counts_per_input`, shared too).
 
         ``seconds`` is the batch's wall-clock shared in proportion to each input's forward passes.
         """
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
         start = time.perf_counter()
         pilot = self.sampler.counts(xs, self.n0, generator)
         top = pilot.argmax(dim=1)

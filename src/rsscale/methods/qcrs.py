@@ -34,11 +34,11 @@ from scipy.special import ndtri
 
 from rsscale.bounds import check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.noise import Gaussian, NoiseDistribution
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 
 class ScaledGaussian(NoiseDistribution):
@@ -107,7 +107,7 @@ def certify_at_sigmas(sampler: Sampler, noise: ScaledGaussian, xs, sigmas, n0: i
 
 
 @register
-class QCRS(Certifier):
+class QCRS(BatchCertifier):
     """Bisection on log sigma per input with cheap radius estimates, then Cohen at the chosen sigma (docstring)."""
 
     name = "qcrs"
@@ -134,10 +134,7 @@ class QCRS(Certifier):
         if not (0 < probe < 1):
             raise ValueError(f"probe (relative step of the slope test) must lie in (0, 1), got {probe}")
         self.low, self.high, self.probe = low, high, probe
-        self.num_classes = check_sample_size("num_classes", num_classes)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.noise = ScaledGaussian()
         self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
                                self.device)
@@ -162,17 +159,7 @@ class QCRS(Certifier):
             lo, hi = np.where(rising, np.log(mid), lo), np.where(rising, hi, np.log(mid))
         return np.exp((lo + hi) / 2)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
-        if generator is None:  # fresh OS entropy; the search needs one generator to draw its seeds from
-            generator = torch.Generator()
-            generator.seed()
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         sigmas = self.choose_sigmas(xs, generator)
         return certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator,

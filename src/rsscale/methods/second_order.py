@@ -44,11 +44,11 @@ from scipy.special import gammaincc, gammaln, ndtr, ndtri
 
 from rsscale.bounds import check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, argmax_vote, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler, argmax_vote
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 _PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -145,7 +145,7 @@ def _stein_vote(noise: _KeptGaussian, top: torch.Tensor, num_samples: int, sums:
 
 
 @register
-class SecondOrder(Certifier):
+class SecondOrder(BatchCertifier):
     """Cohen's samples plus a Stein-identity bound on the smoothed classifier's gradient norm (module docstring)."""
 
     name = "second_order"
@@ -164,21 +164,11 @@ class SecondOrder(Certifier):
         self.truncation = float(truncation)
         self.noise = Gaussian(sigma)
         self.sigma = self.noise.sigma
-        self.num_classes = check_sample_size("num_classes", num_classes)
         self.batch_size = check_sample_size("batch_size", batch_size)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.selector = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         dim = math.prod(xs.shape[1:])
         top = self.selector.counts(xs, self.n0, generator).argmax(dim=1)

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from rsscale.bounds import check_alpha
 from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.methods.iss import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.smooth import SmoothedClassifier, check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.smooth import SmoothedClassifier, check_sample_size, check_selection_and_estimation
 
 REDUCTIONS = ("mean", "max")
 SCORES = ("softmax", "logits")
@@ -114,7 +114,7 @@ class PatchReduce(torch.nn.Module):
 
 
 @register
-class SmoothReduce(Certifier):
+class SmoothReduce(BatchCertifier):
     """Cohen's CERTIFY on the patch-reduced classifier (module docstring); radius always in input space."""
 
     name = "smooth_reduce"
@@ -140,14 +140,11 @@ class SmoothReduce(Certifier):
         self.sigma = float(sigma)
         self.norm = 1.0 if noise_space == "input" else self.operator.norm_upper()
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.operator.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.operator.input_shape
 
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.operator.input_shape, batched=True)
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         inputs = xs if self.noise_space == "input" else self.operator(xs.float())
         certs = self.smoothed.certify_many(inputs, self.n0, self.n, self.alpha, generator)
         dim, k = math.prod(xs.shape[1:]), self.operator.num_patches

@@ -25,7 +25,7 @@ import torch
 from rsscale.bounds import check_alpha
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
-from rsscale.methods.ensemble import _evaluations
+from rsscale.methods.ensemble import certify_counting_evaluations
 from rsscale.noise import Gaussian
 from rsscale.smooth import SmoothedClassifier, check_sample_size, check_selection_and_estimation
 
@@ -152,18 +152,7 @@ class SWEEN(Certifier):
         return self.certify_many(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, generator)[0]
 
     def certify_many(self, xs, generator=None) -> list[Certificate]:
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        self.ensemble.log, self.ensemble.recording = [], True
-        try:
-            certs = self.smoothed.certify_many(xs, self.n0, self.n, self.alpha, generator)
-            evaluations = _evaluations(self.ensemble.log, len(xs), self.n0, self.n).tolist()
-        finally:
-            self.ensemble.log, self.ensemble.recording = [], False
-        for cert, spent in zip(certs, evaluations, strict=True):
-            cert.extra.update({"members": len(self.ensemble.members), "model_evaluations": int(spent),
-                               "evaluations_per_sample": spent / (self.n0 + self.n)})
-        return certs
+        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator)
 
     def settings(self) -> dict:
         return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha,
