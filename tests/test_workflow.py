@@ -133,6 +133,24 @@ def test_bad_config_is_refused_before_any_job(tmp_path, mutate, message):
     assert not (tmp_path / "results").exists()
 
 
+# the larger studies (workflow/config/*.yaml for GPU machines), each dry-run from an empty folder without its data
+GPU_CONFIGS = ["cifar10", "cifar10_dsrs", "imagenet", "cifar10_training"]
+
+
+@pytest.mark.parametrize("name", GPU_CONFIGS)
+def test_gpu_config_dry_runs_without_data(tmp_path, name):
+    (tmp_path / "data").mkdir()
+    result = snakemake(tmp_path, REPO / "workflow" / "config" / f"{name}.yaml", "--dry-run", "--printshellcmds")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-4000:]
+    assert "table_certified_accuracy" in text
+    if name == "cifar10_training":  # ResNet-110, the three tables, each given its published numbers
+        assert "--arch resnet --arch-params '{\"depth\": 110}'" in text
+        for table in ("training", "denoised", "aces"):
+            assert f"rsscale table {table} " in text
+        assert text.count("--reference '{\"rows\": [{\"match\"") == 3
+
+
 def test_snakefile_lints_clean():
     if shutil.which("git") is None:
         pytest.skip("git missing")

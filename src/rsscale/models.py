@@ -94,6 +94,61 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class BasicBlock(nn.Module):
+    """``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`` with 3x3 convolutions (He et al. 2016, Fig. 2 left).
+
+    The shortcut is the identity, or a strided 1x1 convolution and batch norm where the shape changes.
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """The CIFAR ResNet of He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016, Sec. 4.2).
+
+    ``depth = 6n + 2`` layers: a 3x3 convolution to 16 channels, three stages of ``n`` :class:`BasicBlock` s of
+    16, 32 and 64 channels (the second and third start with stride 2), global average pooling and a linear layer.
+    Depth 110 (n = 18, about 1.7M parameters) is the base classifier of Cohen et al. and the work that follows it
+    on CIFAR-10; depth 20 has about 0.27M.  ``input_shape`` is ``C x H x W``; ``dim``, when given (the CLI fills
+    it in for every non-``cnn`` architecture), must be its product.
+    """
+
+    def __init__(self, input_shape: list[int] | tuple[int, ...] = (3, 32, 32), depth: int = 110,
+                 num_classes: int = 10, mean: float = 0.5, std: float = 0.25, dim: int | None = None):
+        super().__init__()
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"ResNet depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...), got {depth!r}")
+        self.input_shape = tuple(input_shape)
+        if len(self.input_shape) != 3:
+            raise ValueError(f"ResNet takes images C x H x W, got input_shape {self.input_shape}")
+        if dim is not None and math.prod(self.input_shape) != dim:
+            raise ValueError(f"input_shape {self.input_shape} does not hold dim = {dim} values")
+        blocks = (depth - 2) // 6
+        layers: list[nn.Module] = [Normalize(mean, std), nn.Conv2d(self.input_shape[0], 16, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(16), nn.ReLU()]
+        channels = 16
+        for stage, width in enumerate((16, 32, 64)):
+            for block in range(blocks):
+                layers.append(BasicBlock(channels, width, stride=2 if stage and not block else 1))
+                channels = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class ProjectedModel(nn.Module):
     """A base network that sees only the projection ``P(x) = U^T U (x - mu) + mu`` of its input.
 
@@ -178,8 +233,8 @@ class DenoisedClassifier(nn.Module):
         return self.classifier(self.denoiser(x))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP, "projected": ProjectedModel,
-                                             "denoised": DenoisedClassifier}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP, "resnet": ResNet,
+                                             "projected": ProjectedModel, "denoised": DenoisedClassifier}
 
 
 def build_model(arch: str, **config) -> nn.Module:

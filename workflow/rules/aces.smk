@@ -15,6 +15,7 @@ rule aces_sweep:
         thetas=" ".join(str(t) for t in ACES["thetas"]) if ACES else "",
         args=as_json(ACES_PARAMS),
         max_inputs=ACES["max_inputs"] if ACES else 0,
+        skip=ACES.get("skip", 1) if ACES else 1,
         pack=config["cohen"]["pack"],
         seed=config["seed"],
     threads: workflow.cores
@@ -24,24 +25,27 @@ rule aces_sweep:
         "logs/aces/{dataset}/sigma{sigma}.log",
     shell:
         "rsscale aces --data {input.data} --checkpoint {input.model} --core {input.core} --sigma {wildcards.sigma}"
-        " --thetas {params.thetas} --params {params.args} --max-inputs {params.max_inputs} --pack {params.pack}"
+        " --thetas {params.thetas} --params {params.args} --max-inputs {params.max_inputs} --skip {params.skip} --pack {params.pack}"
         " --seed {params.seed} --threads {threads} --quiet --out {output.csv} > {log} 2>&1"
 
 
 rule table_aces:
-    """ACES at each theta next to pure RS and the core model: clean and certified accuracy, ACR, selection rate."""
+    """ACES at each theta next to pure RS and the core model: clean and certified accuracy, ACR, selection rate
+    (published numbers beside them when the section has a reference)."""
     input:
         list(ACES_SWEEPS),
     output:
         table_outputs("aces"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
+        reference=as_json(config.get("aces", {}).get("reference")),
     conda:
         "../../environment.yml"
     log:
         "logs/tables/aces.log",
     shell:
-        "rsscale table aces --inputs {input} --radii {params.radii} --out results/tables/aces 2>&1 | tee {log}"
+        "rsscale table aces --inputs {input} --radii {params.radii} --reference {params.reference}"
+        " --out results/tables/aces 2>&1 | tee {log}"
 
 
 rule figure_aces_tradeoff:

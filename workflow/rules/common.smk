@@ -228,7 +228,7 @@ def training_objective(name, sigma):
 TRAINING_RUNS = [
     certify_run(TRAINING["dataset"], "cohen", sigma,
                 f"gaussian_sigma{sigma}_n{TRAINING['n']}_{TRAINING['max_inputs']}_{objective}",
-                cohen_params(TRAINING["n"]), TRAINING["max_inputs"], 1, config["cohen"]["pack"],
+                cohen_params(TRAINING["n"]), TRAINING["max_inputs"], TRAINING.get("skip", 1), config["cohen"]["pack"],
                 objective=training_objective(objective, sigma))
     for objective in TRAINING["objectives"]
     for sigma in TRAINING["sigmas"]

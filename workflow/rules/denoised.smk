@@ -24,16 +24,19 @@ rule train_denoiser:
 
 
 rule table_denoised:
-    """Denoised smoothing: a noise-free classifier bare, behind each denoiser, and a Gaussian-trained one."""
+    """Denoised smoothing: a noise-free classifier bare, behind each denoiser, and a Gaussian-trained one (published
+    numbers beside them when the section has a reference)."""
     input:
         DENOISED_RUNS,
     output:
         table_outputs("denoised"),
     params:
         radii=" ".join(str(r) for r in config["radii"]),
+        reference=as_json(config.get("denoised", {}).get("reference")),
     conda:
         "../../environment.yml"
     log:
         "logs/tables/denoised.log",
     shell:
-        "rsscale table denoised --inputs {input} --radii {params.radii} --out results/tables/denoised 2>&1 | tee {log}"
+        "rsscale table denoised --inputs {input} --radii {params.radii} --reference {params.reference}"
+        " --out results/tables/denoised 2>&1 | tee {log}"

@@ -37,7 +37,6 @@ rule paper:
         numbers="results/tables/numbers.tex",
         tables=[p for p in study_outputs() if p.endswith(".tex")],
         figures=[p for p in study_outputs() if p.endswith(".pdf")],
-        soundness="results/tables/soundness.tex",
     output:
         "paper/main.pdf",
     params:

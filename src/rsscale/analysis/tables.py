@@ -56,3 +56,63 @@ def certified_accuracy_rows(runs: Sequence[Run], radii: Sequence[float], key: st
         row["ACR"] = run.acr()
         rows.append(row)
     return rows
+
+
+PUBLISHED = "_published"
+
+
+def _same(cell, wanted) -> bool:
+    """A table cell equals a reference's match value (numbers compared as floats, to rounding)."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (cell, wanted))
+    return math.isclose(float(cell), float(wanted), rel_tol=1e-9, abs_tol=1e-12) if numbers else cell == wanted
+
+
+def check_reference(reference: dict, columns: Sequence[str]) -> None:
+    """Refuse a reference that is not ``{"source": str, "rows": [{"match": {...}, "published": {...}}, ...]}`` or
+    names a column the table does not have (in a ``match`` or a ``published`` mapping)."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("source"), str) \
+            or not isinstance(reference.get("rows"), list):
+        raise ValueError(f"a reference must be {{'source': str, 'rows': [...]}}, got {reference!r}")
+    for entry in reference["rows"]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("match"), dict)
+                and isinstance(entry.get("published"), dict)):
+            raise ValueError(f"each reference row must be {{'match': {{...}}, 'published': {{...}}}}, got {entry!r}")
+        unknown = sorted(set(entry["match"]).union(entry["published"]).difference(columns))
+        if unknown:
+            raise ValueError(f"reference row {entry!r} names columns {unknown} that the table lacks; "
+                             f"its columns: {list(columns)}")
+
+
+def attach_reference(rows: Sequence[dict], reference: dict | None) -> list[dict]:
+    """Published numbers next to measured ones: the table rows with a ``<column>_published`` column right after
+    each column that some reference row names in ``published``.
+
+    A reference row fills those columns in every table row whose cells equal its ``match`` values; cells of rows
+    no reference row matches stay empty.  Without a reference (None) the rows come back unchanged, so a study
+    without published numbers keeps its columns.
+    """
+    if reference is None or not rows:
+        return list(rows)
+    columns = list(rows[0])
+    check_reference(reference, columns)
+    named = {column for entry in reference["rows"] for column in entry["published"]}
+    out = []
+    for row in rows:
+        published = {column: "" for column in named}
+        for entry in reference["rows"]:
+            if all(_same(row[key], value) for key, value in entry["match"].items()):
+                published.update(entry["published"])
+        extended = {}
+        for column in columns:
+            extended[column] = row[column]
+            if column in named:
+                extended[column + PUBLISHED] = published[column]
+        out.append(extended)
+    return out
+
+
+def reference_caption(caption: str, reference: dict | None) -> str:
+    """``caption`` with the reference's source appended (the Markdown caption of a table with published columns)."""
+    if reference is None:
+        return caption
+    return "; ".join(part for part in (caption, f"published: {reference['source']}") if part)
