@@ -466,6 +466,58 @@ _U_TAILS = 10.0 ** -np.arange(14.0, 1.0, -1)
 _U_GRID = np.concatenate([[0.0], _U_TAILS, np.linspace(0.02, 0.98, 25), 1 - _U_TAILS[::-1], [1.0]])
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
 _GL_T, _GL_W = (_GL_X + 1) / 2, _GL_W / 2
+#: Panel ends towards a support edge, where the level diverges logarithmically: distances 0.02 * 4^-j, j < 23.
+_EDGE_GRADING = 0.02 * 4.0 ** -np.arange(23)
+_EDGE_REACH = 40.0  # kappa |m - rho^2| beyond which exp(-kappa |m - rho^2|) no longer changes a level
+#: ... and towards a turning point's kink, where an interval of the shifted mass appears with a square-root edge.
+_KINK_GRADING = np.append(0.0, 0.02 * 4.0 ** -np.arange(12))
+_ZONE, _SPREAD, _REFINEMENTS = 8.0, 2.0, 3  # the Beta CDF's rise, +-8 sd; its resolution, 2 sd per panel
+_FAR = 1e12  # no level or edge lies beyond: a bracket stops growing there
+_BISECTIONS = 64  # per-node bisections for the shifted mass's interval ends (2^-64 of the bracket)
+
+
+def _warm_root(f, guess, width, xtol, lower=-math.inf, upper=math.inf):
+    """Root of a decreasing f: a bracket grown geometrically from guess +- width (within [lower, upper], where f
+    has the sign it has past the root, and within +-1e12), then Brent's method; the end of the bracket when the
+    root lies beyond it."""
+    guess = min(max(guess, lower), upper)
+    lo, hi = max(guess - width, lower), min(guess + width, upper)
+    f_lo, f_hi = f(lo), f(hi)
+    while f_lo < 0 and lo > max(lower, -_FAR):
+        lo, hi, f_hi = max(lo - 4 * (hi - lo), lower, -_FAR), lo, f_lo
+        f_lo = f(lo)
+    while f_hi > 0 and hi < min(upper, _FAR):
+        lo, hi, f_lo = hi, min(hi + 4 * (hi - lo), upper, _FAR), f_hi
+        f_hi = f(hi)
+    if f_lo <= 0:
+        return lo
+    if f_hi >= 0:
+        return hi
+    return brentq(f, lo, hi, xtol=xtol, rtol=1e-15)
+
+
+def _bisect(g, lo, hi):
+    """Elementwise sign change of g on [lo, hi] (g < 0 below it, >= 0 above), by _BISECTIONS bisections."""
+    for _ in range(_BISECTIONS):
+        mid = (lo + hi) / 2
+        below = g(mid) < 0
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True, eq=False)
+class _Radial:
+    """Quadrature nodes (rho^2) and weights for u in [lo, hi], u the CDF of the radial law
+    ``rho^2 / (2 scale^2) ~ Gamma((d - 2k)/2)``: len(_GL_T) nodes on each panel between consecutive edges, which
+    are _U_GRID's and the breaks (values of u)."""
+
+    rho2: np.ndarray
+    w: np.ndarray
+    lo: float
+    hi: float
+    scale: float
+    breaks: tuple = ()
+    edges: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
 
 
 @dataclass(frozen=True)
@@ -481,88 +533,122 @@ class GeneralizedCase:
     p_mass: float
     q_mass: float
     shifted_mass: float
+    solved: bool = True
 
 
-class GeneralizedDSRSBound:
-    """DSRS for the generalized Gaussian primary P_k (density ~ ||z||^(-2k) exp(-||z||^2 / (2 sigma'^2)),
-    sigma' = sigma sqrt(d / (d - 2k)); :class:`rsscale.noise.GeneralizedGaussian`) and Q = P_k on the ball
-    ||z|| <= T (Li et al. 2022, Sec. 4 and App. E; Zhang et al., NeurIPS 2020, for P_k's NP radius).
+@dataclass(frozen=True)
+class ScaledCase:
+    """The worst set at radius r for P_k and the scaled Q (P_k at sigma_q):
+    ``A = {Lambda(z) > level + o(||z||^2)}``, Lambda as in :class:`GeneralizedCase` and the offset o set by the
+    multipliers' signs and the edge m (:meth:`ScaledGeneralizedDSRSBound.offset`); sign2 = 0 is the NP set
+    (o = 0).  ``solved`` is False when the root finding could not match the masses (the value is then not
+    trusted)."""
 
-    The ratio p(z - r e_1) / p(z) depends on ||z|| and ||z - r e_1||, so every set is described in polar
+    radius: float
+    sign1: int
+    sign2: int
+    edge: float
+    level: float
+    p_mass: float
+    q_mass: float
+    shifted_mass: float
+    solved: bool = True
+
+    @property
+    def shape(self):
+        return self.sign1, self.sign2, self.edge
+
+
+class _PolarBound:
+    """The polar machinery that the DSRS bounds for the generalized Gaussian primary P_k share (density
+    ~ ||z||^(-2k) exp(-||z||^2 / (2 sigma'^2)), sigma' = sigma sqrt(d / (d - 2k));
+    :class:`rsscale.noise.GeneralizedGaussian`; Li et al. 2022, Sec. 4 and App. E; Zhang et al., NeurIPS 2020,
+    for P_k's NP radius).
+
+    The ratio p(z - r e_1) / p(z) = exp(-Lambda(z)) depends on ||z|| and ||z - r e_1||, and the worst sets are
+    ``A = {Lambda(z) > c(||z||^2)}`` for a level function c of the radius alone, so every set is described in polar
     coordinates: for ``rho = ||z||``, ``Lambda > c`` iff ``||z - r e_1||^2 > rho^2 + D(rho; c)`` with
     ``k ln(1 + D / rho^2) + D / (2 sigma'^2) = c`` (D = 2 sigma'^2 k (W(e^y) - x), x = rho^2 / (2 sigma'^2 k),
     y = ln x + x + c / k, W the Lambert function: scipy's ``wrightomega``; one Newton step polishes it), iff
     ``cos(z, e_1) < (r^2 - D) / (2 r rho)``.  The cosine has the law 2 Beta((d-1)/2, (d-1)/2) - 1 independently
-    of rho, and ``rho^2 / (2 sigma'^2) ~ Gamma((d - 2k)/2)``, so every mass is a 1-D integral over the radial law
-    of a Beta CDF, computed by Gauss-Legendre panels in the radial quantile u (graded towards u = 0 and 1, split
-    at T and at the kinks of the shifted-mass integrand).  The shifted mass ``P(A - r e_1)`` is the same integral
-    for y = z - r e_1: ``y in A - r e_1`` iff ``||y + r e_1|| < v_in(||y||)`` inside the ball or
-    ``T < ||y + r e_1|| < v_out(||y||)``, ``v^2 = rho^2 + D(rho; -c)``.
+    of rho, and ``rho^2 / (2 s^2) ~ Gamma((d - 2k)/2)`` under P_k (s = sigma') and under P_k at any other scale
+    s, so every mass is a 1-D integral over a radial law of a Beta CDF, computed by Gauss-Legendre panels in the
+    radial quantile u (graded towards u = 0 and 1, split at the set's breaks and at the kinks of the integrand).
 
-    As for the Gaussian (:class:`DSRSBound`), the truncated Q splits the problem: the worst set is the NP set
-    (P mass pL) when its Q mass meets [qL, qU], else its ball part has P mass Z q_B (q_B the binding bound) and
-    the outside part max(pL - Z q_B, 0); here each part's level c is found for every r.  The NP radius and the
-    DSRS radius come from the same Lipschitz walk (``S > 1/2`` on ``[r, r + (S(r) - 1/2) / L)``) with L the
+    The shifted mass ``P(A - r e_1)`` is the same integral for y = z - r e_1: with x = ||y||^2,
+    ``y + r e_1 in A`` iff ``w = ||y + r e_1||^2 = x + r^2 + 2 r sqrt(x) cos(y, e_1)`` lies in the sublevel set
+    ``{w : phi(w) < h(x)}`` of ``phi = h + c`` (h(t) written in w = t^2), a union of intervals, one on each
+    piece of the domain where phi is monotone; each interval of w is an interval of cos(y, e_1).
+
+    NP and DSRS radii come from the same Lipschitz walk (``S > 1/2`` on ``[r, r + (S(r) - 1/2) / L)``) with L the
     density of z_1 at 0, ``Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2)) E[1 / rho]``, finite for d - 2k > 1; no
-    monotonicity of S in r is assumed.  k = 0 gives the Gaussian (tests compare with :class:`DSRSBound`).
+    monotonicity of S in r is assumed.
     """
 
-    def __init__(self, sigma: float, dim: int, k: float, truncation: float = math.inf):
-        self.sigma, self.dim, self.k, self.param = float(sigma), int(dim), float(k), float(truncation)
+    secondary: str
+
+    def __init__(self, sigma: float, dim: int, k: float):
+        self.sigma, self.dim, self.k = float(sigma), int(dim), float(k)
         nu = self.dim - 2 * self.k
         self.scale = self.sigma * math.sqrt(self.dim / nu)
         self.shape, self.beta = nu / 2, (self.dim - 1) / 2
-        self.ball_mass = float(gammainc(self.shape, 0.5 * (self.param / self.scale) ** 2))
-        self.secondary = "truncated"
-        self.inside = self._radial_nodes(0.0, self.ball_mass)
-        self.outside = self._radial_nodes(self.ball_mass, 1.0)
-        self.everywhere = tuple(np.concatenate(pair) for pair in zip(self.inside, self.outside, strict=True))
+        self.everywhere = self._radial(0.0, 1.0)
         log_cos_density = gammaln(self.dim / 2) - gammaln(self.beta) - 0.5 * math.log(math.pi)
         log_inverse_rho = gammaln(self.shape - 0.5) - gammaln(self.shape) - 0.5 * math.log(2) - math.log(self.scale)
         self.lipschitz = math.exp(log_cos_density + log_inverse_rho)
         self.xtol = 1e-13
-        self._last_level = {}  # a root-finding warm start only: the levels themselves do not depend on it
+        self._warm = {}  # root-finding warm starts only: the roots themselves do not depend on them
         self.np_radius = functools.lru_cache(maxsize=1024)(self._np_radius)
         self.radius = functools.lru_cache(maxsize=4096)(self._radius)  # counts repeat across inputs
 
     # ---- geometry ------------------------------------------------------------------------
-    def _radial_nodes(self, lo: float, hi: float, breaks=()):
-        """(rho^2, weights) of composite Gauss-Legendre in the radial quantile u on [lo, hi], split at breaks."""
-        edges = np.unique(np.clip(np.concatenate([_U_GRID, [lo, hi], list(breaks)]), lo, hi))
+    def _radial(self, lo: float, hi: float, breaks=(), scale: float | None = None) -> _Radial:
+        """Composite Gauss-Legendre in the radial quantile u on [lo, hi], split at breaks (values of u)."""
+        scale = self.scale if scale is None else scale
+        breaks = tuple(float(b) for b in breaks)
+        edges = np.unique(np.clip(np.concatenate([_U_GRID, [lo, hi], breaks]), lo, hi))
         if len(edges) < 2:
-            return np.empty(0), np.empty(0)
+            return _Radial(np.empty(0), np.empty(0), lo, hi, scale, breaks, edges)
         width = np.diff(edges)[:, None]
         u = (edges[:-1, None] + width * _GL_T).ravel()
-        w = (width * _GL_W).ravel()
         t = np.where(u < 0.5, gammaincinv(self.shape, np.minimum(u, 0.5)),
                      gammainccinv(self.shape, np.minimum(1 - u, 0.5)))
-        return 2 * self.scale**2 * t, w
+        w = (width * _GL_W).ravel()
+        lost = ~((t > 0) & (t < np.inf))  # nodes of a panel within rounding of u = 0 or 1: weight 0
+        return _Radial(2 * scale**2 * np.where(lost, self.shape, t), np.where(lost, 0.0, w), lo, hi, scale, breaks,
+                       edges)
 
-    def _u(self, rho2):
-        return float(gammainc(self.shape, rho2 / (2 * self.scale**2)))
+    def _u(self, rho2, scale: float | None = None) -> float:
+        return float(gammainc(self.shape, rho2 / (2 * (self.scale if scale is None else scale) ** 2)))
 
     def gap(self, rho2, c):
-        """D(rho; c) with ``k ln(1 + D / rho^2) + D / (2 sigma'^2) = c`` (-rho^2 at c = -inf, inf at c = inf)."""
+        """D(rho; c) with ``k ln(1 + D / rho^2) + D / (2 sigma'^2) = c`` (-rho^2 at c = -inf, inf at c = inf);
+        c a number or an array like rho2."""
         rho2 = np.asarray(rho2, dtype=float)
-        if c == math.inf:
-            return np.full_like(rho2, math.inf)
-        if c == -math.inf:
-            return -rho2
+        c = np.broadcast_to(np.asarray(c, dtype=float), rho2.shape)
+        finite = np.isfinite(c)
+        c_finite = np.where(finite, c, 0.0)
         two_s2 = 2 * self.scale**2
         if self.k == 0:
-            return np.full_like(rho2, two_s2 * c)
-        x = rho2 / (two_s2 * self.k)
-        gap = two_s2 * self.k * (wrightomega(np.log(x) + x + c / self.k) - x)
-        gap = np.maximum(gap, -rho2 * (1 - 1e-16))
-        residual = self.k * np.log1p(gap / rho2) + gap / two_s2 - c
-        polished = gap - residual / (self.k / (rho2 + gap) + 1 / two_s2)
-        return np.where(np.isfinite(polished) & (polished > -rho2), polished, gap)
+            gap = two_s2 * c_finite
+        else:
+            x = rho2 / (two_s2 * self.k)
+            gap = two_s2 * self.k * (wrightomega(np.log(x) + x + c_finite / self.k) - x)
+            gap = np.maximum(gap, -rho2 * (1 - 1e-16))
+            residual = self.k * np.log1p(gap / rho2) + gap / two_s2 - c_finite
+            polished = gap - residual / (self.k / (rho2 + gap) + 1 / two_s2)
+            gap = np.where(np.isfinite(polished) & (polished > -rho2), polished, gap)
+        return np.where(finite, gap, np.where(c > 0, np.inf, -rho2))
+
+    def _inverse(self, c):
+        """x -> the w with h(w) = h(x) - c, i.e. ``x + D(sqrt(x); -c)``: where phi = h + c crosses h(x)."""
+        return lambda x: x + self.gap(x, -c)
 
     def _cos_cdf(self, tau):
         """P(cos(z, e_1) < tau)."""
         return betainc(self.beta, self.beta, np.clip((1 + tau) / 2, 0.0, 1.0))
 
-    def _saturations(self, rho2, taus):
+    def _saturations(self, rho2, taus, scale: float | None = None):
         """Radial quantiles u where some ``tau(rho^2)`` (a function returning a stack of cosine thresholds) crosses
         +-1: there the Beta CDF saturates with a (1 - x)^((d-1)/2) kink, which a panel break makes harmless.
         Only for d < 16 (beyond, the kink is too smooth to matter); found between sorted nodes, 50 bisections."""
@@ -582,92 +668,94 @@ class GeneralizedDSRSBound:
                 with np.errstate(invalid="ignore"):
                     mid_sign = np.nan_to_num(np.atleast_2d(taus(mid))[rows, np.arange(len(mid))] - side) > 0
                 lo, hi = np.where(mid_sign == lo_sign, mid, lo), np.where(mid_sign == lo_sign, hi, mid)
-            found += [self._u(x) for x in (lo + hi) / 2]
+            found += [self._u(x, scale) for x in (lo + hi) / 2]
         return found
 
-    def _part_mass(self, nodes, radius, c):
-        """P(Lambda > c, rho in the part the nodes cover)."""
-        rho2, w = nodes
-        if c == math.inf or not len(w):
-            return 0.0
-        tau = lambda x: (radius**2 - self.gap(x, c)) / (2 * radius * np.sqrt(x))  # noqa: E731
-        breaks = self._saturations(rho2, tau)
+    def _resolve(self, nodes: _Radial, taus):
+        """The nodes split at the Beta CDF's kinks (d < 16) and refined where some threshold sweeps across the
+        CDF's rise, ``|tau| < 8 / sqrt(d)`` (cos(z, e_1) has standard deviation 1 / sqrt(d)), in a panel by more
+        than 2 / sqrt(d): at large d the CDF is nearly a step, which a threshold pinned to a fixed ||z + r e_1||
+        crosses within a small part of a panel.  Returns the nodes and the CDF at the thresholds (one row each)."""
+        breaks = self._saturations(nodes.rho2, taus, nodes.scale)
         if breaks:
-            lo, hi = (0.0, self.ball_mass) if nodes is self.inside else \
-                (self.ball_mass, 1.0) if nodes is self.outside else (0.0, 1.0)
-            rho2, w = self._radial_nodes(lo, hi, breaks)
-        return float(w @ self._cos_cdf(tau(rho2)))
+            nodes = self._radial(nodes.lo, nodes.hi, nodes.breaks + tuple(breaks), nodes.scale)
+        for _ in range(_REFINEMENTS):
+            with np.errstate(invalid="ignore"):
+                values = np.atleast_2d(taus(nodes.rho2))
+            splits = self._splits(nodes, values)
+            if not splits:
+                return nodes, self._cos_cdf(values)
+            nodes = self._radial(nodes.lo, nodes.hi, nodes.breaks + tuple(splits), nodes.scale)
+        with np.errstate(invalid="ignore"):
+            return nodes, self._cos_cdf(np.atleast_2d(taus(nodes.rho2)))
 
-    def _level(self, nodes, radius, mass):
-        """The c with ``P(Lambda > c, part) = mass`` (decreasing in c)."""
-        total = float(nodes[1].sum())
-        if mass <= 0:
+    def _splits(self, nodes: _Radial, values):
+        """Breaks that cut each panel whose thresholds sweep across the Beta CDF's rise into pieces of at most
+        2 / sqrt(d) each (at most 16 per round)."""
+        if not len(nodes.w):
+            return []
+        sd = 1 / math.sqrt(self.dim)
+        tau = np.clip(np.nan_to_num(values, nan=0.0), -1.0, 1.0).reshape(len(values), -1, len(_GL_T))
+        low, high = tau.min(axis=2), tau.max(axis=2)
+        spread = np.where((low < _ZONE * sd) & (high > -_ZONE * sd), high - low, 0.0).max(axis=0)
+        pieces = np.minimum(np.ceil(spread / (_SPREAD * sd)), 16).astype(int)
+        return [b for i in np.flatnonzero(pieces > 1)
+                for b in np.linspace(nodes.edges[i], nodes.edges[i + 1], pieces[i] + 1)[1:-1]]
+
+    def _part_mass(self, nodes: _Radial, radius, c):
+        """Mass of {Lambda > c(rho^2)} under the radial law and part of it that the nodes cover; c a number or a
+        function of rho^2."""
+        if not len(nodes.w):
+            return 0.0
+        level = c if callable(c) else lambda x: c
+        tau = lambda x: (radius**2 - self.gap(x, level(x))) / (2 * radius * np.sqrt(x))  # noqa: E731
+        nodes, cdf = self._resolve(nodes, tau)
+        return float(nodes.w @ cdf[0])
+
+    def _level(self, mass_at, target, total, key):
+        """The c with ``mass_at(c) = target`` (mass_at falls from total at c = -inf to 0 at c = inf); the bracket
+        grows from the last level found under key."""
+        if target <= 0:
             return math.inf
-        if mass >= total:
+        if target >= total - 1e-13:  # the whole part (its mass is total at c = -inf only)
             return -math.inf
-        f = lambda c: self._part_mass(nodes, radius, c) - mass  # noqa: E731
-        guess = self._last_level.get(id(nodes), 0.0)  # the walk's previous level: a tight bracket
-        width = 1e-3 * (1.0 + abs(guess))
-        lo, hi = guess - width, guess + width
-        f_lo, f_hi = f(lo), f(hi)
-        while f_lo < 0:
-            lo, hi, f_hi = lo - 4 * (hi - lo), lo, f_lo
-            f_lo = f(lo)
-        while f_hi > 0:
-            lo, hi, f_lo = hi, hi + 4 * (hi - lo), f_hi
-            f_hi = f(hi)
-        level = lo if f_lo == 0 else hi if f_hi == 0 else brentq(f, lo, hi, xtol=self.xtol, rtol=1e-15)
-        self._last_level[id(nodes)] = level
+        guess = self._warm.get(key, 0.0)
+        level = _warm_root(lambda c: mass_at(c) - target, guess, 1e-3 * (1.0 + abs(guess)), self.xtol)
+        if abs(level) < _FAR:
+            self._warm[key] = level
         return level
 
-    def shifted_mass(self, radius, c_in, c_out) -> float:
-        """``P(A - r e_1)`` for the set with levels c_in (ball) and c_out (outside)."""
-        t2, r = self.param**2, radius
-        kinks = [self._u(t2 + float(self.gap(np.array([t2]), c)[0])) for c in (c_in, c_out)
-                 if math.isfinite(t2) and math.isfinite(c)]
-        # cos(y, e_1) < tau iff ||y + r e_1||^2 < v^2, for v^2 = T^2, v_in^2 = rho^2 + D(rho; -c_in) and v_out^2
+    def _shifted_mass(self, radius, pieces, kinks=()):
+        """``P(A - r e_1)``: for y ~ P_k with x = ||y||^2, the P(cos(y, e_1) in the cosines whose
+        ``w = x + r^2 + 2 r sqrt(x) cos`` lies in {phi < h(x)}``, integrated over x.  ``pieces``: (start, end,
+        increasing, crossing) for the pieces of w where phi is monotone, ``crossing(x)`` the w where phi = h(x) (any
+        value past an end when phi stays on one side); ``kinks``: radial quantiles where an interval end meets a
+        piece end."""
+        r = radius
+
         def taus(x):
-            v2 = [np.full_like(x, t2), x + self.gap(x, -c_in), x + self.gap(x, -c_out)]
-            with np.errstate(over="ignore"):
-                return np.stack([(np.minimum(v, 1e300) - x - r**2) / (2 * r * np.sqrt(x)) for v in v2])
+            ends = []
+            for start, end, increasing, crossing in pieces:
+                v = np.clip(crossing(x), start, end)
+                ends += [np.full_like(x, start), v] if increasing else [v, np.full_like(x, end)]
+            with np.errstate(over="ignore", invalid="ignore"):
+                return np.stack([(np.minimum(e, 1e300) - x - r**2) / (2 * r * np.sqrt(x)) for e in ends])
 
-        rho2, w = self._radial_nodes(0.0, 1.0, kinks)
-        kinks += self._saturations(rho2, taus)
-        rho2, w = self._radial_nodes(0.0, 1.0, kinks)
-        at_t, at_in, at_out = taus(rho2)
-        inside = self._cos_cdf(np.minimum(at_in, at_t))
-        outside = np.maximum(self._cos_cdf(at_out) - self._cos_cdf(at_t), 0.0)
-        return float(w @ (inside + outside))
+        nodes, cdf = self._resolve(self._radial(0.0, 1.0, kinks), taus)
+        return float(nodes.w @ np.maximum(cdf[1::2] - cdf[::2], 0.0).sum(axis=0))
 
-    # ---- worst cases and radii -----------------------------------------------------------
-    def np_case(self, p_lower, radius, shifted: bool = True) -> GeneralizedCase:
-        """The Neyman-Pearson set {Lambda > c} with P mass pL, at radius r (shifted mass nan unless asked)."""
-        c = self._level(self.everywhere, radius, p_lower)
-        q_mass = self._part_mass(self.inside, radius, c) / self.ball_mass
-        return GeneralizedCase(radius, c, c, p_lower, q_mass, self.shifted_mass(radius, c, c) if shifted else math.nan)
-
-    def consistent(self, p_lower, p_upper, q_lower, q_upper) -> bool:
-        """Whether some set has P mass in [pL, pU] and Q mass in [qL, qU]: ``Z Q <= P <= Z Q + 1 - Z``."""
-        z = self.ball_mass
-        return z * q_lower <= p_upper and p_lower <= z * q_upper + 1 - z
-
-    def worst_case(self, p_lower, p_upper, q_lower, q_upper, radius: float) -> GeneralizedCase:
-        """The minimizing set at ``||delta|| = radius`` (consistent bounds, pL in (0, 1), radius > 0)."""
-        case = self.np_case(p_lower, radius, shifted=False)
-        if q_lower - 1e-12 <= case.q_mass <= q_upper + 1e-12:
-            return dataclasses.replace(case, shifted_mass=self.shifted_mass(radius, case.c_in, case.c_out))
-        z = self.ball_mass
-        m_in = z * (q_lower if case.q_mass < q_lower else q_upper)
-        m_out = max(p_lower - m_in, 0.0)
-        c_in, c_out = self._level(self.inside, radius, m_in), self._level(self.outside, radius, m_out)
-        return GeneralizedCase(radius, c_in, c_out, m_in + m_out, m_in / z, self.shifted_mass(radius, c_in, c_out))
+    # ---- the NP set and the walk -----------------------------------------------------------
+    def _np_level(self, p_lower, radius):
+        """The level c of the Neyman-Pearson set {Lambda > c} with P mass pL."""
+        return self._level(lambda c: self._part_mass(self.everywhere, radius, c), p_lower, 1.0, "np")
 
     def _walk(self, value, start: float) -> float:
-        """Largest r reached from ``start`` by steps ``(value(r) - 1/2 - MARGIN) / L`` (value > 1/2 on [start, r])."""
+        """Largest r reached from ``start`` by steps ``(value(r) - 1/2 - MARGIN) / L`` (value > 1/2 on [start, r]);
+        a nan value (an unsolved worst case) stops it."""
         radius = start
         for _ in range(_WALK_STEPS):
             step = (value(radius) - 0.5 - MARGIN) / self.lipschitz
-            if step <= _WALK_TOL * self.sigma:
+            if not step > _WALK_TOL * self.sigma:
                 break
             radius += step
         return radius
@@ -685,30 +773,307 @@ class GeneralizedDSRSBound:
         r_np = self.np_radius(p_lower)
         if not (0 < r_np < math.inf) or not self.consistent(p_lower, p_upper, q_lower, q_upper):
             return r_np
-        return self._walk(lambda r: self.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass, r_np)
+
+        def value(r):
+            case = self.worst_case(p_lower, p_upper, q_lower, q_upper, r)
+            return case.shifted_mass if case.solved else math.nan
+
+        return self._walk(value, r_np)
 
 
-def _check_k(k, secondary: str = "truncated") -> float:
+class GeneralizedDSRSBound(_PolarBound):
+    """DSRS for the generalized Gaussian primary P_k and Q = P_k on the ball ||z|| <= T (:class:`_PolarBound`).
+
+    The level is c_in inside the ball and c_out outside; for the shifted mass phi increases on [0, T^2] and on
+    [T^2, inf), crossing h(x) at ``v^2 = x + D(sqrt(x); -c)``, so ``y in A - r e_1`` iff
+    ``||y + r e_1|| < v_in(||y||)`` inside the ball or ``T < ||y + r e_1|| < v_out(||y||)``.
+
+    As for the Gaussian (:class:`DSRSBound`), the truncated Q splits the problem: the worst set is the NP set
+    (P mass pL) when its Q mass meets [qL, qU], else its ball part has P mass Z q_B (q_B the binding bound) and
+    the outside part max(pL - Z q_B, 0); here each part's level c is found for every r.  k = 0 gives the
+    Gaussian (tests compare with :class:`DSRSBound`).
+    """
+
+    secondary = "truncated"
+
+    def __init__(self, sigma: float, dim: int, k: float, truncation: float = math.inf):
+        super().__init__(sigma, dim, k)
+        self.param = float(truncation)
+        self.ball_mass = float(gammainc(self.shape, 0.5 * (self.param / self.scale) ** 2))
+        self.inside = self._radial(0.0, self.ball_mass)
+        self.outside = self._radial(self.ball_mass, 1.0)
+
+    def _part_level(self, nodes: _Radial, radius, mass, key):
+        """The c with ``P(Lambda > c, part) = mass``."""
+        total = float(nodes.w.sum())
+        return self._level(lambda c: self._part_mass(nodes, radius, c), mass, total, key)
+
+    def shifted_mass(self, radius, c_in, c_out) -> float:
+        """``P(A - r e_1)`` for the set with levels c_in (ball) and c_out (outside)."""
+        t2 = self.param**2
+        pieces = [(0.0, t2, True, self._inverse(c_in)), (t2, math.inf, True, self._inverse(c_out))]
+        kinks = [self._u(t2 + float(self.gap(np.array([t2]), c)[0])) for c in (c_in, c_out)
+                 if math.isfinite(t2) and math.isfinite(c)]
+        return self._shifted_mass(radius, pieces, kinks)
+
+    # ---- worst cases and radii -----------------------------------------------------------
+    def np_case(self, p_lower, radius, shifted: bool = True) -> GeneralizedCase:
+        """The Neyman-Pearson set {Lambda > c} with P mass pL, at radius r (shifted mass nan unless asked)."""
+        c = self._np_level(p_lower, radius)
+        q_mass = self._part_mass(self.inside, radius, c) / self.ball_mass
+        return GeneralizedCase(radius, c, c, p_lower, q_mass, self.shifted_mass(radius, c, c) if shifted else math.nan)
+
+    def consistent(self, p_lower, p_upper, q_lower, q_upper) -> bool:
+        """Whether some set has P mass in [pL, pU] and Q mass in [qL, qU]: ``Z Q <= P <= Z Q + 1 - Z``."""
+        z = self.ball_mass
+        return z * q_lower <= p_upper and p_lower <= z * q_upper + 1 - z
+
+    def worst_case(self, p_lower, p_upper, q_lower, q_upper, radius: float) -> GeneralizedCase:
+        """The minimizing set at ``||delta|| = radius`` (consistent bounds, pL in (0, 1), radius > 0)."""
+        case = self.np_case(p_lower, radius, shifted=False)
+        if q_lower - 1e-12 <= case.q_mass <= q_upper + 1e-12:
+            return dataclasses.replace(case, shifted_mass=self.shifted_mass(radius, case.c_in, case.c_out))
+        z = self.ball_mass
+        m_in = z * (q_lower if case.q_mass < q_lower else q_upper)
+        m_out = max(p_lower - m_in, 0.0)
+        c_in = self._part_level(self.inside, radius, m_in, "inside")
+        c_out = self._part_level(self.outside, radius, m_out, "outside")
+        return GeneralizedCase(radius, c_in, c_out, m_in + m_out, m_in / z, self.shifted_mass(radius, c_in, c_out))
+
+
+class ScaledGeneralizedDSRSBound(_PolarBound):
+    """DSRS for the generalized Gaussian primary P_k and Q = P_k at the smaller scale sigma_q (the paper's CIFAR-10
+    and MNIST setting: k = d/2 - 6 at d = 3072, sigma_q = 0.8 sigma; :class:`_PolarBound` for the geometry).
+
+    Both densities carry ||z||^(-2k), so ``q / p = R(rho^2) = (s / s_q)^(d - 2k) exp(-kappa rho^2)``,
+    ``kappa = (1/s_q^2 - 1/s^2) / 2`` (s = sigma', s_q = sigma_q sqrt(d / (d - 2k))), and the generalized
+    Neyman-Pearson set ``{p(z - r e_1) < lam1 p(z) + lam2 q(z)}`` is ``{Lambda > c(rho^2)}`` with
+    ``c = -ln(lam1 + lam2 R)`` (inf where that is <= 0).  Written ``c = level + o(rho^2)``: for lam1 = 0,
+    ``o = kappa rho^2``; else, with ``|lam1| = exp(-level)`` and the edge m where ``|lam2| R(m) = |lam1|``,
+    ``o = -ln(1 + e^t)`` (both > 0), ``-ln(e^t - 1)`` (lam1 < 0 < lam2: the ball rho^2 < m) or ``-ln(1 - e^t)``
+    (lam2 < 0 < lam1: the shell rho^2 > m), ``t = kappa (m - rho^2)``.  The case analysis is the Gaussian one
+    (:class:`DSRSBound`): NP when its Q mass meets [qL, qU]; else the binding Q bound q_B fixes lam2's sign, the
+    set with lam1 = 0 and Q mass q_B when its P mass lies in [pL, pU], else lam1 > 0 with P mass pL or lam1 < 0
+    with pU.  For a given m the level matching the P mass is a root (Brent), and m matching the Q mass an outer
+    root, bracketed between the NP set (m -> -inf) or the ball / shell of that P mass and the lam1 = 0 set
+    (m -> inf); the masses' quadrature is graded towards the support's edge m.
+
+    The shifted mass needs phi = h + c in w = rho^2: phi increases for lam2 > 0 (lam1 + lam2 R falls with rho, and
+    so does rho^(-2k) e^(-rho^2 / (2 s^2))); for lam2 < 0, phi' has the sign of the convex
+    ``chi(w) = kappa (w - m) - ln(1 + kappa w / (k + w / (2 s^2)))``, so phi rises, falls and rises again (at most),
+    and each piece's crossing of h(x) is found per node by bisection.
+    """
+
+    secondary = "scaled"
+
+    def __init__(self, sigma: float, dim: int, k: float, sigma_q: float):
+        super().__init__(sigma, dim, k)
+        self.param = float(sigma_q)
+        self.q_scale = self.scale * self.param / self.sigma
+        self.kappa = 0.5 * (1 / self.q_scale**2 - 1 / self.scale**2)
+        self.rate = 0.5 / self.scale**2  # h(w) = k ln w + rate w
+        self.q_everywhere = self._radial(0.0, 1.0, scale=self.q_scale)
+
+    # ---- the set's level function --------------------------------------------------------------
+    def offset(self, sign1: int, sign2: int, edge: float, rho2):
+        """o(rho^2), with ``c = level + o`` (inf off the set's support; the class docstring)."""
+        rho2 = np.asarray(rho2, dtype=float)
+        if sign2 == 0:
+            return np.zeros_like(rho2)
+        if sign1 == 0:
+            return self.kappa * rho2
+        t = self.kappa * (edge - rho2)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if sign1 > 0 and sign2 > 0:
+                return -np.logaddexp(0.0, t)
+            if sign2 > 0:
+                return np.where(t > 0, -t - np.log(-np.expm1(-t)), np.inf)
+            return np.where(t < 0, -np.log(-np.expm1(t)), np.inf)
+
+    def _levels(self, shape, level):
+        """rho^2 -> c(rho^2) = level + o(rho^2)."""
+        def c(rho2):
+            o = self.offset(*shape, rho2)
+            return np.where(np.isposinf(o), np.inf, level + o)
+        return c
+
+    def _support(self, shape, scale):
+        """Nodes of the radial law at ``scale`` on the set's support (rho^2 < m for lam1 < 0, rho^2 > m for
+        lam2 < 0), graded towards its edge m."""
+        sign1, sign2, edge = shape
+        if (sign1 >= 0 and sign2 >= 0) or (sign2 < 0 and edge <= 0):
+            return self.everywhere if scale == self.scale else self.q_everywhere
+        u = self._u(max(edge, 0.0), scale)
+        if sign1 < 0:
+            return self._radial(0.0, u, u - _EDGE_GRADING, scale)
+        return self._radial(u, 1.0, u + _EDGE_GRADING, scale)
+
+    def _masses(self, shape, level, radius):
+        """(P(A), Q(A)) of the set (shape, level)."""
+        c = self._levels(shape, level)
+        return tuple(self._part_mass(self._support(shape, s), radius, c) for s in (self.scale, self.q_scale))
+
+    def _fit_level(self, shape, radius, target, scale, key):
+        """The level at which the set's mass under the radial law at ``scale`` is target."""
+        nodes = self._support(shape, scale)
+        mass_at = lambda level: self._part_mass(nodes, radius, self._levels(shape, level))  # noqa: E731
+        return self._level(mass_at, target, float(nodes.w.sum()), key)
+
+    # ---- the shifted mass ------------------------------------------------------------------------
+    def _critical(self, edge):
+        """The zeros of chi (class docstring) on w > max(m, 0): where phi turns (chi is convex)."""
+        k, a, kap = self.k, self.rate, self.kappa
+        start = max(edge, 0.0)
+
+        def chi(w):
+            ratio = kap / (a + k / w) if w > 0 else (0.0 if k else kap / a)
+            return kap * (w - edge) - math.log1p(ratio)
+
+        # chi' = 0 iff a (a + kappa) w^2 + k (2a + kappa) w + k^2 - k = 0 (a positive root only for k < 1)
+        b, c = k * (2 * a + kap), k * k - k
+        root = (-b + math.sqrt(b * b - 4 * a * (a + kap) * c)) / (2 * a * (a + kap)) if c < 0 else 0.0
+        lowest = max(start, root)
+        if chi(lowest) >= 0:
+            return []
+        far = edge + (math.log1p(kap / a) + 1) / kap  # chi > 0 beyond it
+        left = [brentq(chi, start, lowest, xtol=1e-14 * lowest)] if chi(start) > 0 else []
+        return left + [brentq(chi, lowest, far, xtol=1e-14 * far)]
+
+    def _pieces(self, shape, level):
+        """The monotone pieces of phi(w) = h(w) + c(w) as (start, end, increasing, crossing), and their finite
+        turning points."""
+        sign1, sign2, edge = shape
+        if sign2 == 0 or level == -math.inf:  # a constant level on the support
+            start, end = (max(edge, 0.0), math.inf) if sign2 < 0 else (0.0, edge if sign1 < 0 else math.inf)
+            return [(start, end, True, self._inverse(level))], []
+        c = self._levels(shape, level)
+        k, a = self.k, self.rate
+        floor = min(float(self.offset(*shape, 0.0)), 0.0)  # o >= floor: phi >= h + level + floor
+
+        def crossing(x, start, end, increasing):
+            excess = lambda w: (k * np.log(w / x) if k else 0.0) + a * (w - x) + c(w)  # noqa: E731
+            high = np.minimum(end, self._inverse(level + floor)(x)) if increasing else np.full_like(x, end)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                return _bisect(excess if increasing else lambda w: -excess(w), np.full_like(x, start), high)
+
+        if sign2 > 0:
+            turns, ends = [], [0.0, edge if sign1 < 0 else math.inf]
+        else:
+            turns = self._critical(edge)
+            ends = [max(edge, 0.0), *turns, math.inf]
+        pieces = []
+        for i, (start, end) in enumerate(zip(ends[:-1], ends[1:], strict=True)):
+            increasing = (len(ends) - 2 - i) % 2 == 0  # the last piece rises, the others alternate
+            pieces.append((start, end, increasing, functools.partial(crossing, start=start, end=end,
+                                                                     increasing=increasing)))
+        return pieces, turns
+
+    def shifted_mass(self, shape, level, radius) -> float:
+        """``P(A - r e_1)`` of the set (shape, level) (:meth:`_PolarBound._shifted_mass`)."""
+        pieces, turns = self._pieces(shape, level)
+        c = self._levels(shape, level)
+        kinks = [self._u(w + float(self.gap(np.array([w]), c(np.array([w])))[0])) for w in turns]
+        graded = [u + side * g for u in kinks for side in (-1, 1) for g in _KINK_GRADING]
+        return self._shifted_mass(radius, pieces, graded)
+
+    # ---- worst cases -------------------------------------------------------------------------------
+    def np_case(self, p_lower, radius, shifted: bool = True) -> ScaledCase:
+        """The Neyman-Pearson set {Lambda > c} with P mass pL, at radius r (shifted mass nan unless asked)."""
+        c = self._np_level(p_lower, radius)
+        q_mass = self._part_mass(self.q_everywhere, radius, c)
+        shape = (1, 0, math.nan)
+        return ScaledCase(radius, *shape, c, p_lower, q_mass,
+                          self.shifted_mass(shape, c, radius) if shifted else math.nan)
+
+    def consistent(self, p_lower, p_upper, q_lower, q_upper) -> bool:
+        """Whether some set has P mass in [pL, pU] and Q mass in [qL, qU]: the reachable (P, Q) lie between the
+        balls ||z|| <= t and the shells ||z|| > t (the sets ordered by q / p)."""
+        ratio = (self.scale / self.q_scale) ** 2
+        ball_q = gammainc(self.shape, gammaincinv(self.shape, p_upper) * ratio)
+        shell_q = gammaincc(self.shape, gammainccinv(self.shape, p_lower) * ratio)
+        return bool(q_lower <= ball_q and shell_q <= q_upper)
+
+    def worst_case(self, p_lower, p_upper, q_lower, q_upper, radius: float) -> ScaledCase:
+        """The minimizing set at ``||delta|| = radius`` (consistent bounds, pL in (0, 1), radius > 0)."""
+        case = self.np_case(p_lower, radius, shifted=False)
+        if q_lower - 1e-12 <= case.q_mass <= q_upper + 1e-12:
+            return self._finish(case.shape, case.level, radius, p_lower, case.q_mass)
+        sign2, q_target = (1, q_lower) if case.q_mass < q_lower else (-1, q_upper)
+        if sign2 > 0:
+            free = (0, 1, math.nan)
+            level = self._fit_level(free, radius, q_target, self.q_scale, "free")
+            p_star = self._part_mass(self.everywhere, radius, self._levels(free, level))
+            if p_lower <= p_star <= p_upper:
+                return self._finish(free, level, radius, p_star, q_target)
+            sign1, p_target = (1, p_lower) if p_star < p_lower else (-1, p_upper)
+        else:
+            sign1, p_target = 1, p_lower
+        shape = (sign1, sign2, self._edge(sign1, sign2, p_target, q_target, radius))
+        return self._finish(shape, self._fit_level(shape, radius, p_target, self.scale, "edge"), radius, p_target,
+                            q_target)
+
+    def _edge(self, sign1, sign2, p_target, q_target, radius):
+        """The edge m at which the set with P mass p_target has Q mass q_target, between the NP set
+        (m -> -inf: lam1 > 0 dominates) or the ball / shell with that P mass and the lam1 = 0 set (m -> inf)."""
+        reach = _EDGE_REACH / self.kappa
+        lower = 2 * self.scale**2 * gammaincinv(self.shape, p_target) if sign1 < 0 else -reach
+        upper = 2 * self.scale**2 * gammainccinv(self.shape, p_target) if sign2 < 0 else \
+            float(self.everywhere.rho2.max()) + reach
+
+        def excess(edge):  # decreasing in m: Q rises with m when both multipliers are positive, else falls
+            shape = (sign1, sign2, edge)
+            level = self._fit_level(shape, radius, p_target, self.scale, "edge")
+            q_mass = self._part_mass(self._support(shape, self.q_scale), radius, self._levels(shape, level))
+            return -sign1 * sign2 * (q_mass - q_target)
+
+        key = ("m", sign1, sign2)
+        edge = _warm_root(excess, self._warm.get(key, (lower + upper) / 2 if sign1 < 0 or sign2 < 0 else 0.0),
+                          0.05 / self.kappa, 1e-12 / self.kappa, lower, upper)
+        self._warm[key] = edge
+        return edge
+
+    def _finish(self, shape, level, radius, p_target, q_target) -> ScaledCase:
+        """The case with its masses and shifted mass; unsolved when the masses miss their targets by 1e-9."""
+        p_mass, q_mass = self._masses(shape, level, radius)
+        solved = abs(p_mass - p_target) < 1e-9 and abs(q_mass - q_target) < 1e-9
+        return ScaledCase(radius, *shape, level, p_mass, q_mass, self.shifted_mass(shape, level, radius), solved)
+
+
+def _check_k(k) -> float:
     try:
         number = math.nan if isinstance(k, bool) else float(k)
     except (TypeError, ValueError):
         number = math.nan
     if not (math.isfinite(number) and number >= 0):
         raise ValueError(f"k must be a finite number >= 0, got {k!r}")
-    if number > 0 and secondary != "truncated":
-        raise ValueError(f"the generalized Gaussian (k={number}) is implemented with secondary='truncated' only, "
-                         f"got secondary={secondary!r}")
     return number
 
 
+def _secondary_param(sigma: float, secondary: str, truncation: float | None, sigma_q: float | None) -> float | None:
+    """The validated parameter of Q: the truncation T (None: the default, which depends on d) or sigma_q."""
+    if secondary not in SECONDARIES:
+        raise ValueError(f"unknown secondary {secondary!r}; expected one of {list(SECONDARIES)}")
+    unused = ("sigma_q", sigma_q) if secondary == "truncated" else ("truncation", truncation)
+    if unused[1] is not None:
+        raise ValueError(f"{unused[0]}={unused[1]!r} does not apply to secondary={secondary!r}")
+    if secondary == "truncated":
+        return None if truncation is None else _positive("truncation", truncation)
+    param = DEFAULT_SCALE_RATIO * sigma if sigma_q is None else _positive("sigma_q", sigma_q)
+    if not param < sigma:
+        raise ValueError(f"sigma_q must be smaller than sigma={sigma}, got {param}")
+    return param
+
+
 @functools.lru_cache(maxsize=64)
-def _generalized_bound(sigma: float, dim: int, k: float, truncation: float | None) -> GeneralizedDSRSBound:
+def _generalized_bound(sigma: float, dim: int, k: float, secondary: str, param: float | None) -> _PolarBound:
     if not (dim >= 3 and k < (dim - 1) / 2):
         raise ValueError(f"the generalized Gaussian needs d >= 3 and 0 <= k < (d - 1)/2 (a finite Lipschitz "
                          f"constant), got k={k} for d={dim}")
-    if truncation is None:  # the T with P_k(||z|| <= T) = 1/2
-        truncation = sigma * math.sqrt(dim / (dim - 2 * k)) * math.sqrt(2 * gammaincinv(dim / 2 - k, 0.5))
-    return GeneralizedDSRSBound(sigma, dim, k, truncation)
+    if secondary == "scaled":
+        return ScaledGeneralizedDSRSBound(sigma, dim, k, param)
+    if param is None:  # the T with P_k(||z|| <= T) = 1/2
+        param = sigma * math.sqrt(dim / (dim - 2 * k)) * math.sqrt(2 * gammaincinv(dim / 2 - k, 0.5))
+    return GeneralizedDSRSBound(sigma, dim, k, param)
 
 
 def np_radius(p_lower: float, sigma: float, dim: int, k: float = 0.0) -> float:
@@ -718,46 +1083,32 @@ def np_radius(p_lower: float, sigma: float, dim: int, k: float = 0.0) -> float:
         raise ValueError(f"p_lower must lie in [0, 1], got {p_lower}")
     if k == 0:
         return sigma * float(ndtri(p_lower)) if p_lower > 0.5 else 0.0
-    return _generalized_bound(sigma, check_sample_size("dim", dim), k, math.inf).np_radius(p_lower)
+    return _generalized_bound(sigma, check_sample_size("dim", dim), k, "truncated", math.inf).np_radius(p_lower)
 
 
 def dsrs_bound(sigma: float, dim: int, secondary: str = "truncated", truncation: float | None = None,
-               sigma_q: float | None = None, k: float = 0.0) -> DSRSBound | GeneralizedDSRSBound:
-    """The (cached) bound for these parameters, after validation: :class:`DSRSBound` for k = 0,
-    :class:`GeneralizedDSRSBound` (truncated Q only) for k > 0.
+               sigma_q: float | None = None, k: float = 0.0) -> DSRSBound | _PolarBound:
+    """The (cached) bound for these parameters, after validation: :class:`DSRSBound` for k = 0;
+    :class:`GeneralizedDSRSBound` (truncated Q) or :class:`ScaledGeneralizedDSRSBound` (scaled Q) for k > 0.
 
     ``truncation=None`` means the T with P(||z|| <= T) = 1/2, ``sigma' sqrt(chi2_{d-2k} median)``;
-    ``sigma_q=None`` means 0.8 sigma (the paper's CIFAR-10 ratio).
+    ``sigma_q=None`` means 0.8 sigma (the paper's CIFAR-10 ratio; for k > 0, Q is P_k at sigma_q).
     """
-    k = _check_k(k, secondary)
+    k = _check_k(k)
+    sigma, dim = _positive("sigma", sigma), check_sample_size("dim", dim)
+    param = _secondary_param(sigma, secondary, truncation, sigma_q)
     if k > 0:
-        sigma, dim = _positive("sigma", sigma), check_sample_size("dim", dim)
-        if sigma_q is not None:
-            raise ValueError(f"sigma_q={sigma_q!r} does not apply to secondary='truncated'")
-        return _generalized_bound(sigma, dim, k, None if truncation is None else _positive("truncation", truncation))
-    return _gaussian_bound(sigma, dim, secondary, truncation, sigma_q)
+        return _generalized_bound(sigma, dim, k, secondary, param)
+    return _gaussian_bound(sigma, dim, secondary, param)
 
 
 @functools.lru_cache(maxsize=64)
-def _gaussian_bound(sigma: float, dim: int, secondary: str, truncation: float | None,
-                    sigma_q: float | None) -> DSRSBound:
-    sigma = _positive("sigma", sigma)
-    dim = check_sample_size("dim", dim)
-    if secondary not in SECONDARIES:
-        raise ValueError(f"unknown secondary {secondary!r}; expected one of {list(SECONDARIES)}")
-    unused = ("sigma_q", sigma_q) if secondary == "truncated" else ("truncation", truncation)
-    if unused[1] is not None:
-        raise ValueError(f"{unused[0]}={unused[1]!r} does not apply to secondary={secondary!r}")
+def _gaussian_bound(sigma: float, dim: int, secondary: str, param: float | None) -> DSRSBound:
     if secondary == "truncated":
-        default = sigma * math.sqrt(2 * gammaincinv(dim / 2, 0.5))
-        param = default if truncation is None else _positive("truncation", truncation)
+        param = sigma * math.sqrt(2 * gammaincinv(dim / 2, 0.5)) if param is None else param
         if gammainc(dim / 2, 0.5 * (param / sigma) ** 2) <= 0:
             raise ValueError(f"truncation={param} leaves the ball no P mass at d={dim} (sigma sqrt(d) = "
                              f"{sigma * math.sqrt(dim):.4g})")
-    else:
-        param = DEFAULT_SCALE_RATIO * sigma if sigma_q is None else _positive("sigma_q", sigma_q)
-        if not param < sigma:
-            raise ValueError(f"sigma_q must be smaller than sigma={sigma}, got {param}")
     return DSRSBound(sigma, dim, secondary, param)
 
 
@@ -791,7 +1142,7 @@ class DSRS(Certifier):
         self.alpha = check_alpha(alpha)
         self.num_classes = check_sample_size("num_classes", num_classes)
         self.sigma = _positive("sigma", sigma)
-        self.k = _check_k(k, secondary)
+        self.k = _check_k(k)
         bound = dsrs_bound(self.sigma, 1, secondary, truncation, sigma_q)  # validates; dim 1 stands in for d
         self.secondary, self.truncation = secondary, truncation
         self.sigma_q = bound.param if secondary == "scaled" else None
@@ -810,7 +1161,7 @@ class DSRS(Certifier):
     def secondary_noise(self, dim: int) -> NoiseDistribution:
         """Q for inputs of dimension ``dim``."""
         if self.secondary == "scaled":
-            return Gaussian(self.sigma_q)
+            return GeneralizedGaussian(self.sigma_q, self.k) if self.k else Gaussian(self.sigma_q)
         if self.k:
             return GeneralizedGaussian(self.sigma, self.k, self.bound(dim).param)
         return TruncatedGaussian(self.sigma, self.bound(dim).param)
