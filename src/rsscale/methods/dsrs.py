@@ -75,7 +75,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import brentq
-from scipy.special import betainc, gammainc, gammaincc, gammainccinv, gammaincinv, gammaln, ndtr, ndtri, wrightomega
+from scipy.special import (
+    betainc,
+    betaln,
+    expit,
+    gammainc,
+    gammaincc,
+    gammainccinv,
+    gammaincinv,
+    gammaln,
+    ndtr,
+    ndtri,
+    wrightomega,
+)
 
 from rsscale.bounds import check_alpha, clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
@@ -472,6 +484,7 @@ _EDGE_REACH = 40.0  # kappa |m - rho^2| beyond which exp(-kappa |m - rho^2|) no 
 #: ... and towards a turning point's kink, where an interval of the shifted mass appears with a square-root edge.
 _KINK_GRADING = np.append(0.0, 0.02 * 4.0 ** -np.arange(12))
 _ZONE, _SPREAD, _REFINEMENTS = 8.0, 2.0, 3  # the Beta CDF's rise, +-8 sd; its resolution, 2 sd per panel
+_NARROW = 1e-11  # panels narrower in u (mass at most this) are never refined
 _FAR = 1e12  # no level or edge lies beyond: a bracket stops growing there
 _BISECTIONS = 64  # per-node bisections for the shifted mass's interval ends (2^-64 of the bracket)
 
@@ -507,17 +520,13 @@ def _bisect(g, lo, hi):
 
 @dataclass(frozen=True, eq=False)
 class _Radial:
-    """Quadrature nodes (rho^2) and weights for u in [lo, hi], u the CDF of the radial law
-    ``rho^2 / (2 scale^2) ~ Gamma((d - 2k)/2)``: len(_GL_T) nodes on each panel between consecutive edges, which
-    are _U_GRID's and the breaks (values of u)."""
+    """Quadrature nodes (rho^2) and weights in u, the CDF of the radial law ``rho^2 / (2 scale^2) ~
+    Gamma((d - 2k)/2)``: len(_GL_T) Gauss-Legendre nodes on each panel between consecutive edges (values of u)."""
 
     rho2: np.ndarray
     w: np.ndarray
-    lo: float
-    hi: float
+    edges: np.ndarray
     scale: float
-    breaks: tuple = ()
-    edges: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
 
 
 @dataclass(frozen=True)
@@ -603,20 +612,31 @@ class _PolarBound:
 
     # ---- geometry ------------------------------------------------------------------------
     def _radial(self, lo: float, hi: float, breaks=(), scale: float | None = None) -> _Radial:
-        """Composite Gauss-Legendre in the radial quantile u on [lo, hi], split at breaks (values of u)."""
+        """Composite Gauss-Legendre in the radial quantile u on [lo, hi], panels ending at _U_GRID and at breaks."""
+        edges = np.unique(np.clip(np.concatenate([_U_GRID, [lo, hi], np.asarray(breaks, dtype=float)]), lo, hi))
         scale = self.scale if scale is None else scale
-        breaks = tuple(float(b) for b in breaks)
-        edges = np.unique(np.clip(np.concatenate([_U_GRID, [lo, hi], breaks]), lo, hi))
-        if len(edges) < 2:
-            return _Radial(np.empty(0), np.empty(0), lo, hi, scale, breaks, edges)
-        width = np.diff(edges)[:, None]
-        u = (edges[:-1, None] + width * _GL_T).ravel()
+        rho2, w = self._panels(edges[:-1], edges[1:], scale)
+        return _Radial(rho2.ravel(), w.ravel(), edges, scale)
+
+    def _panels(self, starts, ends, scale):
+        """rho^2 and weights of the nodes of the panels [starts, ends] in u (rows: panels)."""
+        width = (ends - starts)[:, None]
+        u = starts[:, None] + width * _GL_T
         t = np.where(u < 0.5, gammaincinv(self.shape, np.minimum(u, 0.5)),
                      gammainccinv(self.shape, np.minimum(1 - u, 0.5)))
-        w = (width * _GL_W).ravel()
         lost = ~((t > 0) & (t < np.inf))  # nodes of a panel within rounding of u = 0 or 1: weight 0
-        return _Radial(2 * scale**2 * np.where(lost, self.shape, t), np.where(lost, 0.0, w), lo, hi, scale, breaks,
-                       edges)
+        return 2 * scale**2 * np.where(lost, self.shape, t), np.where(lost, 0.0, width * _GL_W)
+
+    def _with_breaks(self, nodes: _Radial, breaks) -> _Radial:
+        """The nodes with their panels cut at breaks (only the cut panels' nodes are computed afresh)."""
+        old = nodes.edges
+        edges = np.union1d(old, np.clip(breaks, old[0], old[-1]))
+        fresh = ~(np.isin(edges[:-1], old) & np.isin(edges[1:], old))
+        rho2, w = np.empty((len(edges) - 1, len(_GL_T))), np.empty((len(edges) - 1, len(_GL_T)))
+        kept = np.searchsorted(old, edges[:-1][~fresh])
+        rho2[~fresh], w[~fresh] = nodes.rho2.reshape(-1, len(_GL_T))[kept], nodes.w.reshape(-1, len(_GL_T))[kept]
+        rho2[fresh], w[fresh] = self._panels(edges[:-1][fresh], edges[1:][fresh], nodes.scale)
+        return _Radial(rho2.ravel(), w.ravel(), edges, nodes.scale)
 
     def _u(self, rho2, scale: float | None = None) -> float:
         return float(gammainc(self.shape, rho2 / (2 * (self.scale if scale is None else scale) ** 2)))
@@ -648,6 +668,12 @@ class _PolarBound:
         """P(cos(z, e_1) < tau)."""
         return betainc(self.beta, self.beta, np.clip((1 + tau) / 2, 0.0, 1.0))
 
+    def _cos_pdf(self, tau):
+        """The density of cos(z, e_1) at tau: ``((1 - tau^2) / 4)^(beta - 1) / (2 B(beta, beta))``."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log = (self.beta - 1) * np.log(np.maximum(1 - tau**2, 0.0) / 4) - math.log(2) - betaln(self.beta, self.beta)
+        return np.where(np.abs(tau) < 1, np.exp(log), 0.0)
+
     def _saturations(self, rho2, taus, scale: float | None = None):
         """Radial quantiles u where some ``tau(rho^2)`` (a function returning a stack of cosine thresholds) crosses
         +-1: there the Beta CDF saturates with a (1 - x)^((d-1)/2) kink, which a panel break makes harmless.
@@ -674,20 +700,21 @@ class _PolarBound:
     def _resolve(self, nodes: _Radial, taus):
         """The nodes split at the Beta CDF's kinks (d < 16) and refined where some threshold sweeps across the
         CDF's rise, ``|tau| < 8 / sqrt(d)`` (cos(z, e_1) has standard deviation 1 / sqrt(d)), in a panel by more
-        than 2 / sqrt(d): at large d the CDF is nearly a step, which a threshold pinned to a fixed ||z + r e_1||
-        crosses within a small part of a panel.  Returns the nodes and the CDF at the thresholds (one row each)."""
+        than 2 / sqrt(d) (panels of mass below 1e-11 excepted): at large d the CDF is nearly a step, which a
+        threshold pinned to a fixed ||z + r e_1|| crosses within a small part of a panel.  Returns the nodes and
+        the thresholds there (one row each)."""
         breaks = self._saturations(nodes.rho2, taus, nodes.scale)
         if breaks:
-            nodes = self._radial(nodes.lo, nodes.hi, nodes.breaks + tuple(breaks), nodes.scale)
+            nodes = self._with_breaks(nodes, breaks)
         for _ in range(_REFINEMENTS):
             with np.errstate(invalid="ignore"):
                 values = np.atleast_2d(taus(nodes.rho2))
             splits = self._splits(nodes, values)
             if not splits:
-                return nodes, self._cos_cdf(values)
-            nodes = self._radial(nodes.lo, nodes.hi, nodes.breaks + tuple(splits), nodes.scale)
+                return nodes, values
+            nodes = self._with_breaks(nodes, splits)
         with np.errstate(invalid="ignore"):
-            return nodes, self._cos_cdf(np.atleast_2d(taus(nodes.rho2)))
+            return nodes, np.atleast_2d(taus(nodes.rho2))
 
     def _splits(self, nodes: _Radial, values):
         """Breaks that cut each panel whose thresholds sweep across the Beta CDF's rise into pieces of at most
@@ -697,7 +724,8 @@ class _PolarBound:
         sd = 1 / math.sqrt(self.dim)
         tau = np.clip(np.nan_to_num(values, nan=0.0), -1.0, 1.0).reshape(len(values), -1, len(_GL_T))
         low, high = tau.min(axis=2), tau.max(axis=2)
-        spread = np.where((low < _ZONE * sd) & (high > -_ZONE * sd), high - low, 0.0).max(axis=0)
+        sweeps = (low < _ZONE * sd) & (high > -_ZONE * sd) & (np.diff(nodes.edges) > _NARROW)
+        spread = np.where(sweeps, high - low, 0.0).max(axis=0)
         pieces = np.minimum(np.ceil(spread / (_SPREAD * sd)), 16).astype(int)
         return [b for i in np.flatnonzero(pieces > 1)
                 for b in np.linspace(nodes.edges[i], nodes.edges[i + 1], pieces[i] + 1)[1:-1]]
@@ -709,8 +737,8 @@ class _PolarBound:
             return 0.0
         level = c if callable(c) else lambda x: c
         tau = lambda x: (radius**2 - self.gap(x, level(x))) / (2 * radius * np.sqrt(x))  # noqa: E731
-        nodes, cdf = self._resolve(nodes, tau)
-        return float(nodes.w @ cdf[0])
+        nodes, values = self._resolve(nodes, tau)
+        return float(nodes.w @ self._cos_cdf(values[0]))
 
     def _level(self, mass_at, target, total, key):
         """The c with ``mass_at(c) = target`` (mass_at falls from total at c = -inf to 0 at c = inf); the bracket
@@ -741,7 +769,8 @@ class _PolarBound:
             with np.errstate(over="ignore", invalid="ignore"):
                 return np.stack([(np.minimum(e, 1e300) - x - r**2) / (2 * r * np.sqrt(x)) for e in ends])
 
-        nodes, cdf = self._resolve(self._radial(0.0, 1.0, kinks), taus)
+        nodes, values = self._resolve(self._with_breaks(self.everywhere, kinks), taus)
+        cdf = self._cos_cdf(values)
         return float(nodes.w @ np.maximum(cdf[1::2] - cdf[::2], 0.0).sum(axis=0))
 
     # ---- the NP set and the walk -----------------------------------------------------------
@@ -1008,13 +1037,13 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
             sign1, p_target = (1, p_lower) if p_star < p_lower else (-1, p_upper)
         else:
             sign1, p_target = 1, p_lower
-        shape = (sign1, sign2, self._edge(sign1, sign2, p_target, q_target, radius))
-        return self._finish(shape, self._fit_level(shape, radius, p_target, self.scale, "edge"), radius, p_target,
-                            q_target)
+        edge, level = self._edge(sign1, sign2, p_target, q_target, radius)
+        return self._finish((sign1, sign2, edge), level, radius, p_target, q_target)
 
     def _edge(self, sign1, sign2, p_target, q_target, radius):
-        """The edge m at which the set with P mass p_target has Q mass q_target, between the NP set
-        (m -> -inf: lam1 > 0 dominates) or the ball / shell with that P mass and the lam1 = 0 set (m -> inf)."""
+        """(m, level) of the set with P mass p_target and Q mass q_target: Newton's method from the last solution,
+        else nested roots, m between the NP set (m -> -inf: lam1 > 0 dominates) or the ball / shell with that P
+        mass and the lam1 = 0 set (m -> inf)."""
         reach = _EDGE_REACH / self.kappa
         lower = 2 * self.scale**2 * gammaincinv(self.shape, p_target) if sign1 < 0 else -reach
         upper = 2 * self.scale**2 * gammainccinv(self.shape, p_target) if sign2 < 0 else \
@@ -1027,10 +1056,74 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
             return -sign1 * sign2 * (q_mass - q_target)
 
         key = ("m", sign1, sign2)
-        edge = _warm_root(excess, self._warm.get(key, (lower + upper) / 2 if sign1 < 0 or sign2 < 0 else 0.0),
-                          0.05 / self.kappa, 1e-12 / self.kappa, lower, upper)
-        self._warm[key] = edge
-        return edge
+        solution = self._newton(sign1, sign2, p_target, q_target, radius, lower, upper, self._warm.get(key))
+        if solution is None:
+            edge = _warm_root(excess, (lower + upper) / 2 if sign1 < 0 or sign2 < 0 else 0.0, 0.05 / self.kappa,
+                              1e-12 / self.kappa, lower, upper)
+            solution = edge, self._fit_level((sign1, sign2, edge), radius, p_target, self.scale, "edge")
+        self._warm[key] = solution
+        return solution
+
+    def _newton(self, sign1, sign2, p_target, q_target, radius, lower, upper, start):
+        """(m, level) matching both masses to 1e-11 by Newton's method from start (the last solution), each step
+        halved until m stays in [lower, upper] and the larger mass error falls; None when that fails or takes
+        more than 12 steps."""
+        if start is None or not all(map(math.isfinite, start)):
+            return None
+        point = np.array(start, dtype=float)
+        error, jacobian = self._residual(sign1, sign2, point, radius, p_target, q_target)
+        for _ in range(12):
+            if np.abs(error).max() < 1e-11:
+                return float(point[0]), float(point[1])
+            try:
+                step = np.linalg.solve(jacobian, error)
+            except np.linalg.LinAlgError:
+                return None
+            for shrink in 0.5 ** np.arange(8):
+                trial = point - shrink * step
+                if not (lower <= trial[0] <= upper and np.isfinite(trial).all()):
+                    continue
+                trial_error, trial_jacobian = self._residual(sign1, sign2, trial, radius, p_target, q_target)
+                if np.abs(trial_error).max() < np.abs(error).max():
+                    break
+            else:
+                return None
+            point, error, jacobian = trial, trial_error, trial_jacobian
+        return None
+
+    def _residual(self, sign1, sign2, point, radius, p_target, q_target):
+        """The mass errors (P - p_target, Q - q_target) at point = (m, level) and their Jacobian in (m, level)."""
+        shape = (sign1, sign2, float(point[0]))
+        rows = [self._slopes(shape, float(point[1]), radius, scale) for scale in (self.scale, self.q_scale)]
+        error = np.array([rows[0][0] - p_target, rows[1][0] - q_target])
+        return error, np.array([[row[2], row[1]] for row in rows])
+
+    def _slopes(self, shape, level, radius, scale):
+        """The set's mass under the radial law at scale and its derivatives in the level and in m: at each node
+        ``dtau/dc = -(dD/dc) / (2 r rho)``, ``dD/dc = 1 / (k / (rho^2 + D) + 1 / (2 sigma'^2))``, ``dc/dm = do/dm``
+        (the support's edge adds nothing: the set's mass vanishes there)."""
+        c = self._levels(shape, level)
+        tau = lambda x: (radius**2 - self.gap(x, c(x))) / (2 * radius * np.sqrt(x))  # noqa: E731
+        nodes, values = self._resolve(self._support(shape, scale), tau)
+        x, gap = nodes.rho2, self.gap(nodes.rho2, c(nodes.rho2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            flow = self._cos_pdf(values[0]) / ((self.k / (x + gap) + self.rate) * 2 * radius * np.sqrt(x))
+        flow = np.where(np.isfinite(gap), flow, 0.0)
+        mass = float(nodes.w @ self._cos_cdf(values[0]))
+        return mass, -float(nodes.w @ flow), -float(nodes.w @ (flow * self._edge_slope(shape, x)))
+
+    def _edge_slope(self, shape, rho2):
+        """do/dm (the class docstring's offsets, lam1 != 0; 0 off the support)."""
+        sign1, sign2, edge = shape
+        t = self.kappa * (edge - rho2)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if sign1 > 0 and sign2 > 0:
+                slope = -self.kappa * expit(t)
+            elif sign2 > 0:
+                slope = -self.kappa / -np.expm1(-t)
+            else:
+                slope = self.kappa / np.expm1(-t)
+        return np.where(np.isfinite(slope), slope, 0.0)
 
     def _finish(self, shape, level, radius, p_target, q_target) -> ScaledCase:
         """The case with its masses and shifted mass; unsolved when the masses miss their targets by 1e-9."""
