@@ -233,19 +233,29 @@ def test_bad_parameters_are_refused(params, message):
 
 
 # ---- the generalized Gaussian primary P_k (k > 0) ------------------------------------------------------------------
-def test_generalized_bound_at_k0_matches_the_gaussian_implementation():
-    """At k = 0 the polar quadrature of GeneralizedDSRSBound reproduces the independent half-space implementation
-    (DSRSBound) and the closed-form NP radius sigma Phi^-1(pL)."""
-    from rsscale.methods.dsrs import GeneralizedDSRSBound
+@pytest.mark.parametrize(("secondary", "dims", "cases"),
+                         [("truncated", (5, 64), CASES[:2]), ("scaled", (20, 64), CASES)])
+def test_generalized_bound_at_k0_matches_the_gaussian_implementation(secondary, dims, cases):
+    """At k = 0 the polar quadrature of GeneralizedDSRSBound (truncated Q) and ScaledGeneralizedDSRSBound (scaled Q)
+    reproduces the independent half-space implementation (DSRSBound, checked against a linear program above), every
+    sign pattern of the multipliers among the scaled cases, and the closed-form NP radius sigma Phi^-1(pL)."""
+    from rsscale.methods.dsrs import GeneralizedDSRSBound, ScaledGeneralizedDSRSBound
 
-    for dim in (5, 64):
-        gaussian = dsrs_bound(SIGMA, dim)
-        polar = GeneralizedDSRSBound(SIGMA, dim, 0.0, gaussian.param)
-        for p_lower, p_upper, q_lower, q_upper, r in CASES[:2]:
+    polar_bound = GeneralizedDSRSBound if secondary == "truncated" else ScaledGeneralizedDSRSBound
+    patterns = set()
+    for dim in dims:
+        gaussian = dsrs_bound(SIGMA, dim, secondary)
+        polar = polar_bound(SIGMA, dim, 0.0, gaussian.param)
+        for p_lower, p_upper, q_lower, q_upper, r in cases:
+            if not gaussian.consistent(p_lower, p_upper, q_lower, q_upper):
+                continue
+            expected = gaussian.worst_case(p_lower, p_upper, q_lower, q_upper, r)
             assert polar.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass == pytest.approx(
-                gaussian.worst_case(p_lower, p_upper, q_lower, q_upper, r).shifted_mass, abs=1e-9)
+                expected.shifted_mass, abs=1e-9)
+            patterns.add((expected.sign1, expected.sign2))
         assert polar.np_radius(0.9) == pytest.approx(SIGMA * norm.ppf(0.9), abs=1e-8)
         assert polar.np_radius(0.9) <= SIGMA * norm.ppf(0.9)
+    assert secondary == "truncated" or patterns == {(1, 1), (1, -1), (-1, 1)}
 
 
 def generalized_lambda(bound, z, r):
@@ -282,6 +292,69 @@ def test_generalized_worst_case_masses_match_monte_carlo(dim, k):
             assert abs(estimate - exact) < 5 * math.sqrt(max(exact * (1 - exact), 1e-4) / len(samples))
 
 
+def generalized_samples(scale, dim, k, num, rng):
+    """num draws of P_k at scale sigma' = scale: a uniform direction times ``scale sqrt(chi^2_{d - 2k})``."""
+    z = rng.standard_normal((num, dim))
+    return z / np.linalg.norm(z, axis=1, keepdims=True) * (scale * np.sqrt(rng.chisquare(dim - 2 * k, num)))[:, None]
+
+
+def test_generalized_scaled_worst_case_masses_match_monte_carlo():
+    """For P_k (d = 20, k = 2) and Q = P_k at 0.8 sigma, P(A), Q(A) and P(A - r e_1) of the worst sets
+    ``{Lambda(z) > level + o(||z||^2)}`` of every kind (NP, lam1 = 0, both multipliers positive, lam1 < 0 < lam2 and
+    lam2 < 0 < lam1) agree with 200,000 draws of P_k and Q (radial law times a uniform direction) within 5 standard
+    errors and meet the bounds; the certifier's Q sampler draws the same radial law."""
+    dim, k, r = 20, 2.0, 0.5
+    bound = dsrs_bound(SIGMA, dim, "scaled", k=k)
+    rng = np.random.default_rng(3)
+    primary = generalized_samples(bound.scale, dim, k, 200_000, rng)
+    secondary = generalized_samples(bound.q_scale, dim, k, 200_000, rng)
+    shifted = primary + np.eye(dim)[0] * r
+    q_np = bound.np_case(0.8, r).q_mass
+    patterns = set()
+    for q_lower, q_upper in ((q_np - 0.01, q_np + 0.01), (0.69, 0.70), (0.90, 0.91), (0.982, 0.992), (0.99, 1.0)):
+        case = bound.worst_case(0.8, 0.82, q_lower, q_upper, r)
+        assert case.solved and 0.8 - 1e-9 <= case.p_mass <= 0.82 + 1e-9
+        assert q_lower - 1e-9 <= case.q_mass <= q_upper + 1e-9
+        patterns.add((case.sign1, case.sign2))
+        for exact, samples in ((case.p_mass, primary), (case.q_mass, secondary), (case.shifted_mass, shifted)):
+            threshold = case.level + bound.offset(*case.shape, (samples**2).sum(axis=1))
+            estimate = (generalized_lambda(bound, samples, r) > threshold).mean()
+            assert abs(estimate - exact) < 5 * math.sqrt(max(exact * (1 - exact), 1e-4) / len(samples))
+    assert patterns == {(1, 0), (0, 1), (1, 1), (-1, 1), (1, -1)}
+    certifier = rsscale.methods.build("dsrs", model=torch.nn.Identity(), num_classes=2, sigma=SIGMA, k=k,
+                                      secondary="scaled")
+    draws = certifier.secondary_noise(dim).sample_(torch.empty(20_000, dim, dtype=torch.float64),
+                                                   torch.Generator().manual_seed(0))
+    assert kstest((draws**2).sum(dim=1).numpy() / bound.q_scale**2, "chi2", args=(dim - 2 * k,)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(("dim", "k"), [(20, 2.0), (3072, 1530.0)])
+def test_generalized_scaled_radius_is_never_below_neyman_pearson(dim, k):
+    """With the scaled Q the DSRS radius is never below the NP radius of the same pL (the walk starts there), equals
+    it when the Q interval holds the NP set's Q mass, and exceeds it for some intervals; at d = 20 the shifted mass
+    stays above 1/2 on a grid below a radius reached through a shell (lam2 < 0), where S need not fall with r."""
+    bound = dsrs_bound(SIGMA, dim, "scaled", k=k)
+    gained = 0
+    for p_lower in (0.6, 0.8, 0.95):
+        r_np = bound.np_radius(p_lower)
+        q_np = bound.np_case(p_lower, r_np).q_mass
+        q_around = (max(q_np - 0.01, 0.0), min(q_np + 0.01, 1.0))
+        assert dsrs_radius(p_lower, p_lower + 0.01, *q_around, SIGMA, dim, "scaled", k=k) == r_np
+        for q_lower in (0.3, q_np - 0.05, min(q_np + 0.02, 0.98), 0.99):
+            q_upper = min(q_lower + 0.01, 1.0)
+            if not bound.consistent(p_lower, p_lower + 0.01, q_lower, q_upper):
+                continue
+            radius = dsrs_radius(p_lower, p_lower + 0.01, q_lower, q_upper, SIGMA, dim, "scaled", k=k)
+            assert radius >= r_np
+            gained += radius > r_np * 1.01
+    assert gained >= 3
+    if dim == 20:
+        bounds = (0.8, 0.81, 0.6, 0.61)
+        radius = bound.radius(*bounds)
+        assert bound.worst_case(*bounds, radius).sign2 == -1
+        assert all(bound.worst_case(*bounds, r).shifted_mass > 0.5 for r in np.linspace(0.01, radius, 12))
+
+
 def test_generalized_np_radius_matches_monte_carlo_and_the_radius_never_falls_below_it():
     """At the NP radius the worst set's shifted mass (checked by Monte Carlo) is 1/2; DSRS never certifies less."""
     from rsscale.methods.dsrs import np_radius
@@ -305,15 +378,16 @@ def test_generalized_np_radius_matches_monte_carlo_and_the_radius_never_falls_be
                 bound.np_radius(p_lower)
 
 
-def test_generalized_half_space_oracle_soundness():
-    """2,000 certifications with P_k (d = 16, k = 5) of a half-space classifier, whose smoothed class flips exactly
-    at the hyperplane for any spherically symmetric noise (true radius |t|): the radius exceeds |t| at most at the
-    alpha rate, is never below the NP radius from the same P samples, and exceeds it on some inputs.  Two positions
-    and n = 50 keep the distinct (count_p, count_q) pairs, hence radius searches, few."""
+@pytest.mark.parametrize("secondary", ["truncated", "scaled"])
+def test_generalized_half_space_oracle_soundness(secondary):
+    """2,000 certifications with P_k (d = 16, k = 5) and either Q of a half-space classifier, whose smoothed class
+    flips exactly at the hyperplane for any spherically symmetric noise (true radius |t|): the radius exceeds |t| at
+    most at the alpha rate, is never below the NP radius from the same P samples, and exceeds it on some inputs.
+    Two positions and n = 50 keep the distinct (count_p, count_q) pairs, hence radius searches, few."""
     dim, k, alpha, trials = 16, 5.0, 0.05, 2000
     oracle = IntervalClassifier(torch.ones(dim) / 4, [0.0], [0, 1], num_classes=2)
     certifier = rsscale.methods.build("dsrs", model=oracle, num_classes=2, sigma=SIGMA, n0=10, n=50, alpha=alpha,
-                                      k=k, batch_size=4096, device="cpu")
+                                      k=k, secondary=secondary, batch_size=4096, device="cpu")
     gen = torch.Generator().manual_seed(11)
     xs = torch.stack([oracle.input_at(t, gen) for t in np.repeat([0.35, 0.7], trials // 2)])
     certs = certifier.certify_many(xs, generator=gen)
@@ -329,12 +403,13 @@ def test_generalized_half_space_oracle_soundness():
     naive = [bound.np_radius(min(c.extra["count_p"] / 50, 1 - 1e-6)) if c.prediction != ABSTAIN else 0.0
              for c in certs]
     assert violation_rate(predictions, naive, (ts > 0).astype(int), np.abs(ts)) > allowed_rate(alpha, trials)
-    assert certifier.settings()["k"] == k
+    assert certifier.settings()["k"] == k and certifier.settings()["secondary"] == secondary
 
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"k": -1.0}, "k must be a finite number >= 0"),
-    ({"k": 2.0, "secondary": "scaled"}, "secondary='truncated' only"),
+    ({"k": 2.0, "secondary": "scaled", "sigma_q": 0.6}, "sigma_q must be smaller"),
+    ({"k": 2.0, "secondary": "scaled", "truncation": 1.0}, "does not apply"),
 ])
 def test_bad_generalized_parameters_are_refused(params, message):
     with pytest.raises(ValueError, match=message):

@@ -21,7 +21,7 @@ ALPHA = 0.05
 TRIALS = 1000
 #: The slow cases get fewer trials here (the scaled DSRS radius search takes ~0.3 s per input).
 LIMITS = {"cohen/gaussian-rotated-d10000": 200, "dsrs/truncated-ball-d10": 400, "dsrs/truncated-rotated-d100": 300,
-          "dsrs/scaled-ball-d10": 25}
+          "dsrs/scaled-ball-d10": 25, "dsrs/scaled-k5-rotated-d16": 200}
 
 
 class PointEstimateCohen(Cohen):

@@ -353,6 +353,18 @@ _ball_case("truncated", max_trials=5000)
 _half_space_case("dsrs", "truncated", 100, axis=None, max_trials=3000, secondary="truncated")
 _ball_case("scaled", max_trials=200)
 
+
+@case("dsrs", "scaled-k5-rotated-d16", dim=16, n=50, max_trials=1000)
+def _dsrs_generalized_scaled(trials, seed, alpha, factory):
+    """half-space u . x > 0 in d = 16 (u a random unit vector), generalized Gaussian P_k (k = 5) with the scaled Q
+    (P_k at 0.8 sigma), n = 50; inputs at t = +-0.5 (few distinct counts, hence few radius searches); true radius |t|
+    (g flips at the hyperplane under any spherically symmetric noise, so the Gaussian stands in for P_k there)"""
+    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    certifier = _build(factory, "dsrs", oracle, 2, 50, alpha, 16, secondary="scaled", k=5.0)
+    positions = lambda rng, count: rng.choice([-0.5, 0.5], count)  # noqa: E731
+    return interval_outcomes(oracle, Gaussian(SIGMA), certifier, positions, trials, seed, ["l2"])
+
+
 # input-specific sample size: the published variant (flagged unsound) and the fresh-sample one; pilot n0, N_max = n
 _half_space_case("iss", "gaussian", 100, axis=None)
 _half_space_case("iss_sound", "gaussian", 100, axis=None)

@@ -54,14 +54,15 @@ with a slope near -L (the NP slope) and stops short, never beyond, otherwise.
 Intervals that no classifier can meet (possible only when a bound fails) fall
 back to the NP radius.
 
-The generalized Gaussian primary P_k (``k > 0``, with the truncated Q) is
-:class:`GeneralizedDSRSBound`; k = 0 keeps the code above.
+The generalized Gaussian primary P_k (``k > 0``) is :class:`GeneralizedDSRSBound`
+with the truncated Q (P_k on a ball) and :class:`ScaledGeneralizedDSRSBound`
+with the scaled Q (P_k at sigma_q, the paper's CIFAR-10 choice), both on the
+polar quadrature of :class:`_PolarBound`; k = 0 keeps the code above.
 
 Deviations from the official code: c_A comes from n0 selection samples (the
 official code counts the true label), and the truncation T is fixed per
 dimension (default: the T with P(||z|| <= T) = 1/2) instead of the paper's
-heuristic that picks it from the estimated pA.  For k > 0 only the truncated
-Q is implemented (the paper's CIFAR-10 runs use P_k at a smaller scale).
+heuristic that picks it from the estimated pA.
 """
 
 from __future__ import annotations
@@ -91,10 +92,10 @@ from scipy.special import (
 
 from rsscale.bounds import check_alpha, clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import BatchCertifier, register
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
-from rsscale.sampling import Sampler, resolve_device
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.sampling import Sampler
+from rsscale.smooth import check_sample_size, check_selection_and_estimation
 
 SECONDARIES = ("truncated", "scaled")
 #: sigma_q / sigma of the paper's CIFAR-10 runs (0.2, 0.4, 0.8 for sigma 0.25, 0.5, 1).
@@ -473,8 +474,8 @@ class DSRSBound:
         return WorstCase(r, shape.sign1, log_lam1, shape.sign2, self.kappa * omega - self.log_ratio, *masses)
 
 
-#: Panel ends in the radial quantile u: 24 even panels, graded to 1e-14 towards both ends.
-_U_TAILS = 10.0 ** -np.arange(14.0, 1.0, -1)
+#: Panel ends in the radial quantile u: 24 even panels, graded by factors of 4 to 5e-15 towards both ends.
+_U_TAILS = 0.02 * 4.0 ** -np.arange(21.0, 0.0, -1)
 _U_GRID = np.concatenate([[0.0], _U_TAILS, np.linspace(0.02, 0.98, 25), 1 - _U_TAILS[::-1], [1.0]])
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
 _GL_T, _GL_W = (_GL_X + 1) / 2, _GL_W / 2
@@ -507,6 +508,19 @@ def _warm_root(f, guess, width, xtol, lower=-math.inf, upper=math.inf):
     if f_hi >= 0:
         return hi
     return brentq(f, lo, hi, xtol=xtol, rtol=1e-15)
+
+
+def _newton(value_slope, target, x, steps=6, tol=1e-13):
+    """x with ``value(x) = target`` to tol by Newton's method from x (``value_slope(x) = (value, slope)``), or None
+    when it does not get there within steps."""
+    for _ in range(steps):
+        value, slope = value_slope(x)
+        if abs(value - target) < tol:
+            return x
+        x -= (value - target) / slope if slope else math.nan
+        if not math.isfinite(x):
+            return None
+    return None
 
 
 def _bisect(g, lo, hi):
@@ -582,7 +596,10 @@ class _PolarBound:
     ``cos(z, e_1) < (r^2 - D) / (2 r rho)``.  The cosine has the law 2 Beta((d-1)/2, (d-1)/2) - 1 independently
     of rho, and ``rho^2 / (2 s^2) ~ Gamma((d - 2k)/2)`` under P_k (s = sigma') and under P_k at any other scale
     s, so every mass is a 1-D integral over a radial law of a Beta CDF, computed by Gauss-Legendre panels in the
-    radial quantile u (graded towards u = 0 and 1, split at the set's breaks and at the kinks of the integrand).
+    radial quantile u (graded towards u = 0 and 1, split at the set's breaks and at the kinks of the integrand,
+    and refined where a threshold sweeps across the Beta CDF's rise, a near step of width ~ 1 / sqrt(d) at large
+    d).  A level c with a given mass is found by Newton's method (d mass / dc is the same integral with the Beta
+    density), falling back to Brent's method.
 
     The shifted mass ``P(A - r e_1)`` is the same integral for y = z - r e_1: with x = ||y||^2,
     ``y + r e_1 in A`` iff ``w = ||y + r e_1||^2 = x + r^2 + 2 r sqrt(x) cos(y, e_1)`` lies in the sublevel set
@@ -600,6 +617,7 @@ class _PolarBound:
         self.sigma, self.dim, self.k = float(sigma), int(dim), float(k)
         nu = self.dim - 2 * self.k
         self.scale = self.sigma * math.sqrt(self.dim / nu)
+        self.precision = 1 / self.scale**2  # h(w) = k ln w + precision w / 2
         self.shape, self.beta = nu / 2, (self.dim - 1) / 2
         self.everywhere = self._radial(0.0, 1.0)
         log_cos_density = gammaln(self.dim / 2) - gammaln(self.beta) - 0.5 * math.log(math.pi)
@@ -629,8 +647,8 @@ class _PolarBound:
 
     def _with_breaks(self, nodes: _Radial, breaks) -> _Radial:
         """The nodes with their panels cut at breaks (only the cut panels' nodes are computed afresh)."""
-        old = nodes.edges
-        edges = np.union1d(old, np.clip(breaks, old[0], old[-1]))
+        old, breaks = nodes.edges, np.asarray(breaks, dtype=float)
+        edges = np.union1d(old, np.clip(breaks[np.isfinite(breaks)], old[0], old[-1]))
         fresh = ~(np.isin(edges[:-1], old) & np.isin(edges[1:], old))
         rho2, w = np.empty((len(edges) - 1, len(_GL_T))), np.empty((len(edges) - 1, len(_GL_T)))
         kept = np.searchsorted(old, edges[:-1][~fresh])
@@ -730,25 +748,42 @@ class _PolarBound:
         return [b for i in np.flatnonzero(pieces > 1)
                 for b in np.linspace(nodes.edges[i], nodes.edges[i + 1], pieces[i] + 1)[1:-1]]
 
-    def _part_mass(self, nodes: _Radial, radius, c):
-        """Mass of {Lambda > c(rho^2)} under the radial law and part of it that the nodes cover; c a number or a
-        function of rho^2."""
+    def _mass_rates(self, nodes: _Radial, radius, c):
+        """(mass, rho^2, rates) of {Lambda > c(rho^2)} under the radial law and part of it that the nodes cover (c a
+        number or a function of rho^2): raising c by dc at the nodes changes the mass by -sum(rates dc), the rate
+        being ``w pdf(tau) (dD/dc) / (2 r rho)``, ``dD/dc = 1 / (k / (rho^2 + D) + 1 / (2 sigma'^2))``."""
         if not len(nodes.w):
-            return 0.0
+            return 0.0, nodes.rho2, nodes.w
         level = c if callable(c) else lambda x: c
         tau = lambda x: (radius**2 - self.gap(x, level(x))) / (2 * radius * np.sqrt(x))  # noqa: E731
         nodes, values = self._resolve(nodes, tau)
-        return float(nodes.w @ self._cos_cdf(values[0]))
+        x, tau = nodes.rho2, values[0]
+        root = 2 * radius * np.sqrt(x)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            rates = nodes.w * self._cos_pdf(tau) / ((self.k / (x + radius**2 - root * tau) + self.precision / 2) * root)
+        return float(nodes.w @ self._cos_cdf(tau)), x, np.where(np.isfinite(rates), rates, 0.0)
+
+    def _part_mass(self, nodes: _Radial, radius, c) -> float:
+        """Mass of {Lambda > c(rho^2)} under the radial law and part of it that the nodes cover."""
+        return self._mass_rates(nodes, radius, c)[0]
+
+    def _mass_slope(self, nodes: _Radial, radius, c):
+        """(mass, d mass / dc) of {Lambda > c + const}: :meth:`_mass_rates`."""
+        mass, _, rates = self._mass_rates(nodes, radius, c)
+        return mass, -float(rates.sum())
 
     def _level(self, mass_at, target, total, key):
-        """The c with ``mass_at(c) = target`` (mass_at falls from total at c = -inf to 0 at c = inf); the bracket
-        grows from the last level found under key."""
+        """The c with mass target, ``mass_at(c) = (mass, d mass / dc)`` falling from total at c = -inf to 0 at
+        c = inf: Newton's method from the last level found under key, else Brent's method on a bracket grown from
+        it."""
         if target <= 0:
             return math.inf
         if target >= total - 1e-13:  # the whole part (its mass is total at c = -inf only)
             return -math.inf
         guess = self._warm.get(key, 0.0)
-        level = _warm_root(lambda c: mass_at(c) - target, guess, 1e-3 * (1.0 + abs(guess)), self.xtol)
+        level = _newton(mass_at, target, guess)
+        if level is None:
+            level = _warm_root(lambda c: mass_at(c)[0] - target, guess, 1e-3 * (1.0 + abs(guess)), self.xtol)
         if abs(level) < _FAR:
             self._warm[key] = level
         return level
@@ -757,8 +792,8 @@ class _PolarBound:
         """``P(A - r e_1)``: for y ~ P_k with x = ||y||^2, the P(cos(y, e_1) in the cosines whose
         ``w = x + r^2 + 2 r sqrt(x) cos`` lies in {phi < h(x)}``, integrated over x.  ``pieces``: (start, end,
         increasing, crossing) for the pieces of w where phi is monotone, ``crossing(x)`` the w where phi = h(x) (any
-        value past an end when phi stays on one side); ``kinks``: radial quantiles where an interval end meets a
-        piece end."""
+        value past an end when phi stays on one side); ``kinks``: radial quantiles to split the panels at (where an
+        interval end meets a piece end, or graded towards such a point)."""
         r = radius
 
         def taus(x):
@@ -776,7 +811,7 @@ class _PolarBound:
     # ---- the NP set and the walk -----------------------------------------------------------
     def _np_level(self, p_lower, radius):
         """The level c of the Neyman-Pearson set {Lambda > c} with P mass pL."""
-        return self._level(lambda c: self._part_mass(self.everywhere, radius, c), p_lower, 1.0, "np")
+        return self._level(lambda c: self._mass_slope(self.everywhere, radius, c), p_lower, 1.0, "np")
 
     def _walk(self, value, start: float) -> float:
         """Largest r reached from ``start`` by steps ``(value(r) - 1/2 - MARGIN) / L`` (value > 1/2 on [start, r]);
@@ -820,7 +855,7 @@ class GeneralizedDSRSBound(_PolarBound):
     As for the Gaussian (:class:`DSRSBound`), the truncated Q splits the problem: the worst set is the NP set
     (P mass pL) when its Q mass meets [qL, qU], else its ball part has P mass Z q_B (q_B the binding bound) and
     the outside part max(pL - Z q_B, 0); here each part's level c is found for every r.  k = 0 gives the
-    Gaussian (tests compare with :class:`DSRSBound`).
+    Gaussian (tests compare with :class:`DSRSBound`), as does :class:`ScaledGeneralizedDSRSBound`'s.
     """
 
     secondary = "truncated"
@@ -835,7 +870,7 @@ class GeneralizedDSRSBound(_PolarBound):
     def _part_level(self, nodes: _Radial, radius, mass, key):
         """The c with ``P(Lambda > c, part) = mass``."""
         total = float(nodes.w.sum())
-        return self._level(lambda c: self._part_mass(nodes, radius, c), mass, total, key)
+        return self._level(lambda c: self._mass_slope(nodes, radius, c), mass, total, key)
 
     def shifted_mass(self, radius, c_in, c_out) -> float:
         """``P(A - r e_1)`` for the set with levels c_in (ball) and c_out (outside)."""
@@ -872,7 +907,7 @@ class GeneralizedDSRSBound(_PolarBound):
 
 class ScaledGeneralizedDSRSBound(_PolarBound):
     """DSRS for the generalized Gaussian primary P_k and Q = P_k at the smaller scale sigma_q (the paper's CIFAR-10
-    and MNIST setting: k = d/2 - 6 at d = 3072, sigma_q = 0.8 sigma; :class:`_PolarBound` for the geometry).
+    setting: k = 1530 = d/2 - 6 at d = 3072, sigma_q = 0.8 sigma; :class:`_PolarBound` for the geometry).
 
     Both densities carry ||z||^(-2k), so ``q / p = R(rho^2) = (s / s_q)^(d - 2k) exp(-kappa rho^2)``,
     ``kappa = (1/s_q^2 - 1/s^2) / 2`` (s = sigma', s_q = sigma_q sqrt(d / (d - 2k))), and the generalized
@@ -883,9 +918,13 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
     (lam2 < 0 < lam1: the shell rho^2 > m), ``t = kappa (m - rho^2)``.  The case analysis is the Gaussian one
     (:class:`DSRSBound`): NP when its Q mass meets [qL, qU]; else the binding Q bound q_B fixes lam2's sign, the
     set with lam1 = 0 and Q mass q_B when its P mass lies in [pL, pU], else lam1 > 0 with P mass pL or lam1 < 0
-    with pU.  For a given m the level matching the P mass is a root (Brent), and m matching the Q mass an outer
-    root, bracketed between the NP set (m -> -inf) or the ball / shell of that P mass and the lam1 = 0 set
-    (m -> inf); the masses' quadrature is graded towards the support's edge m.
+    with pU.  (m, level) matching both masses comes from Newton's method started at the last solution (the walk
+    moves r a little at a time; the masses' derivatives in m and in the level are integrals of the same kind),
+    else from nested roots: the level matching the P mass for each m, and m matching the Q mass, bracketed
+    between the NP set (m -> -inf) or the ball / shell of that P mass and the lam1 = 0 set (m -> inf).  Any
+    solution is the minimizer (the Lagrangian bound of the generalized NP lemma holds for every set of this form
+    whose masses meet the bounds its multipliers' signs name).  The masses' quadrature is graded towards the
+    support's edge m, where o diverges logarithmically.
 
     The shifted mass needs phi = h + c in w = rho^2: phi increases for lam2 > 0 (lam1 + lam2 R falls with rho, and
     so does rho^(-2k) e^(-rho^2 / (2 s^2))); for lam2 < 0, phi' has the sign of the convex
@@ -900,7 +939,6 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
         self.param = float(sigma_q)
         self.q_scale = self.scale * self.param / self.sigma
         self.kappa = 0.5 * (1 / self.q_scale**2 - 1 / self.scale**2)
-        self.rate = 0.5 / self.scale**2  # h(w) = k ln w + rate w
         self.q_everywhere = self._radial(0.0, 1.0, scale=self.q_scale)
 
     # ---- the set's level function --------------------------------------------------------------
@@ -945,13 +983,13 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
     def _fit_level(self, shape, radius, target, scale, key):
         """The level at which the set's mass under the radial law at ``scale`` is target."""
         nodes = self._support(shape, scale)
-        mass_at = lambda level: self._part_mass(nodes, radius, self._levels(shape, level))  # noqa: E731
+        mass_at = lambda level: self._mass_slope(nodes, radius, self._levels(shape, level))  # noqa: E731
         return self._level(mass_at, target, float(nodes.w.sum()), key)
 
     # ---- the shifted mass ------------------------------------------------------------------------
     def _critical(self, edge):
         """The zeros of chi (class docstring) on w > max(m, 0): where phi turns (chi is convex)."""
-        k, a, kap = self.k, self.rate, self.kappa
+        k, a, kap = self.k, self.precision / 2, self.kappa
         start = max(edge, 0.0)
 
         def chi(w):
@@ -976,7 +1014,7 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
             start, end = (max(edge, 0.0), math.inf) if sign2 < 0 else (0.0, edge if sign1 < 0 else math.inf)
             return [(start, end, True, self._inverse(level))], []
         c = self._levels(shape, level)
-        k, a = self.k, self.rate
+        k, a = self.k, self.precision / 2
         floor = min(float(self.offset(*shape, 0.0)), 0.0)  # o >= floor: phi >= h + level + floor
 
         def crossing(x, start, end, increasing):
@@ -1032,18 +1070,19 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
             free = (0, 1, math.nan)
             level = self._fit_level(free, radius, q_target, self.q_scale, "free")
             p_star = self._part_mass(self.everywhere, radius, self._levels(free, level))
-            if p_lower <= p_star <= p_upper:
+            if p_lower - 1e-12 <= p_star <= p_upper + 1e-12:  # within rounding: a slightly wider P interval
                 return self._finish(free, level, radius, p_star, q_target)
             sign1, p_target = (1, p_lower) if p_star < p_lower else (-1, p_upper)
         else:
             sign1, p_target = 1, p_lower
-        edge, level = self._edge(sign1, sign2, p_target, q_target, radius)
-        return self._finish((sign1, sign2, edge), level, radius, p_target, q_target)
+        edge, level, p_mass, q_mass = self._edge(sign1, sign2, p_target, q_target, radius)
+        solved = abs(p_mass - p_target) < 1e-9 and abs(q_mass - q_target) < 1e-9
+        return self._finish((sign1, sign2, edge), level, radius, p_mass, q_mass, solved)
 
     def _edge(self, sign1, sign2, p_target, q_target, radius):
-        """(m, level) of the set with P mass p_target and Q mass q_target: Newton's method from the last solution,
-        else nested roots, m between the NP set (m -> -inf: lam1 > 0 dominates) or the ball / shell with that P
-        mass and the lam1 = 0 set (m -> inf)."""
+        """(m, level, P mass, Q mass) of the set with P mass p_target and Q mass q_target: Newton's method from the
+        last solution, else nested roots, m between the NP set (m -> -inf: lam1 > 0 dominates) or the ball / shell
+        with that P mass and the lam1 = 0 set (m -> inf)."""
         reach = _EDGE_REACH / self.kappa
         lower = 2 * self.scale**2 * gammaincinv(self.shape, p_target) if sign1 < 0 else -reach
         upper = 2 * self.scale**2 * gammainccinv(self.shape, p_target) if sign2 < 0 else \
@@ -1056,25 +1095,26 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
             return -sign1 * sign2 * (q_mass - q_target)
 
         key = ("m", sign1, sign2)
-        solution = self._newton(sign1, sign2, p_target, q_target, radius, lower, upper, self._warm.get(key))
+        solution = self._newton_pair(sign1, sign2, p_target, q_target, radius, lower, upper, self._warm.get(key))
         if solution is None:
             edge = _warm_root(excess, (lower + upper) / 2 if sign1 < 0 or sign2 < 0 else 0.0, 0.05 / self.kappa,
                               1e-12 / self.kappa, lower, upper)
-            solution = edge, self._fit_level((sign1, sign2, edge), radius, p_target, self.scale, "edge")
-        self._warm[key] = solution
+            level = self._fit_level((sign1, sign2, edge), radius, p_target, self.scale, "edge")
+            solution = edge, level, *self._masses((sign1, sign2, edge), level, radius)
+        self._warm[key] = solution[:2]
         return solution
 
-    def _newton(self, sign1, sign2, p_target, q_target, radius, lower, upper, start):
-        """(m, level) matching both masses to 1e-11 by Newton's method from start (the last solution), each step
-        halved until m stays in [lower, upper] and the larger mass error falls; None when that fails or takes
-        more than 12 steps."""
+    def _newton_pair(self, sign1, sign2, p_target, q_target, radius, lower, upper, start):
+        """(m, level, P mass, Q mass) matching both masses to 1e-11 by Newton's method from start (the last
+        (m, level)), each step halved until m stays in [lower, upper] and the larger mass error falls; None when
+        that fails or takes more than 12 steps."""
         if start is None or not all(map(math.isfinite, start)):
             return None
         point = np.array(start, dtype=float)
         error, jacobian = self._residual(sign1, sign2, point, radius, p_target, q_target)
         for _ in range(12):
             if np.abs(error).max() < 1e-11:
-                return float(point[0]), float(point[1])
+                return float(point[0]), float(point[1]), p_target + float(error[0]), q_target + float(error[1])
             try:
                 step = np.linalg.solve(jacobian, error)
             except np.linalg.LinAlgError:
@@ -1099,18 +1139,10 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
         return error, np.array([[row[2], row[1]] for row in rows])
 
     def _slopes(self, shape, level, radius, scale):
-        """The set's mass under the radial law at scale and its derivatives in the level and in m: at each node
-        ``dtau/dc = -(dD/dc) / (2 r rho)``, ``dD/dc = 1 / (k / (rho^2 + D) + 1 / (2 sigma'^2))``, ``dc/dm = do/dm``
-        (the support's edge adds nothing: the set's mass vanishes there)."""
-        c = self._levels(shape, level)
-        tau = lambda x: (radius**2 - self.gap(x, c(x))) / (2 * radius * np.sqrt(x))  # noqa: E731
-        nodes, values = self._resolve(self._support(shape, scale), tau)
-        x, gap = nodes.rho2, self.gap(nodes.rho2, c(nodes.rho2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            flow = self._cos_pdf(values[0]) / ((self.k / (x + gap) + self.rate) * 2 * radius * np.sqrt(x))
-        flow = np.where(np.isfinite(gap), flow, 0.0)
-        mass = float(nodes.w @ self._cos_cdf(values[0]))
-        return mass, -float(nodes.w @ flow), -float(nodes.w @ (flow * self._edge_slope(shape, x)))
+        """The set's mass under the radial law at scale and its derivatives in the level and in m (``dc/dm =
+        do/dm``; the support's edge adds nothing: the set's mass vanishes there): :meth:`_mass_rates`."""
+        mass, x, rates = self._mass_rates(self._support(shape, scale), radius, self._levels(shape, level))
+        return mass, -float(rates.sum()), -float(rates @ self._edge_slope(shape, x))
 
     def _edge_slope(self, shape, rho2):
         """do/dm (the class docstring's offsets, lam1 != 0; 0 off the support)."""
@@ -1125,10 +1157,8 @@ class ScaledGeneralizedDSRSBound(_PolarBound):
                 slope = self.kappa / np.expm1(-t)
         return np.where(np.isfinite(slope), slope, 0.0)
 
-    def _finish(self, shape, level, radius, p_target, q_target) -> ScaledCase:
-        """The case with its masses and shifted mass; unsolved when the masses miss their targets by 1e-9."""
-        p_mass, q_mass = self._masses(shape, level, radius)
-        solved = abs(p_mass - p_target) < 1e-9 and abs(q_mass - q_target) < 1e-9
+    def _finish(self, shape, level, radius, p_mass, q_mass, solved: bool = True) -> ScaledCase:
+        """The case (masses as found) with its shifted mass."""
         return ScaledCase(radius, *shape, level, p_mass, q_mass, self.shifted_mass(shape, level, radius), solved)
 
 
@@ -1222,33 +1252,30 @@ def dsrs_radius(p_lower: float, p_upper: float, q_lower: float, q_upper: float, 
 
 
 @register
-class DSRS(Certifier):
+class DSRS(BatchCertifier):
     """DSRS CERTIFY: n0 selection samples of P, then n samples each of P and Q (see the module docstring)."""
 
     name = "dsrs"
-    summary = "double sampling RS: a second noise Q (truncated or scaled Gaussian) tightens the Gaussian l2 radius"
+    summary = "double sampling RS: a second noise Q (truncated or scaled) tightens the (generalized) Gaussian l2 radius"
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 50_000, alpha: float = 0.001,
                  secondary: str = "truncated", truncation: float | None = None, sigma_q: float | None = None,
                  k: float = 0.0, batch_size: int = 1000, device=None):
         self.n0, self.n = check_selection_and_estimation(n0, n)
         self.alpha = check_alpha(alpha)
-        self.num_classes = check_sample_size("num_classes", num_classes)
         self.sigma = _positive("sigma", sigma)
         self.k = _check_k(k)
         bound = dsrs_bound(self.sigma, 1, secondary, truncation, sigma_q)  # validates; dim 1 stands in for d
         self.secondary, self.truncation = secondary, truncation
         self.sigma_q = bound.param if secondary == "scaled" else None
         self.batch_size = check_sample_size("batch_size", batch_size)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self._set_model(model, num_classes, device)
         self.primary = self._sampler(GeneralizedGaussian(self.sigma, self.k) if self.k else Gaussian(self.sigma))
 
     def _sampler(self, noise: NoiseDistribution) -> Sampler:
         return Sampler(self.model, noise, self.num_classes, self.batch_size, self.device)
 
-    def bound(self, dim: int) -> DSRSBound:
+    def bound(self, dim: int) -> DSRSBound | _PolarBound:
         return dsrs_bound(self.sigma, dim, self.secondary, self.truncation, self.sigma_q, self.k)
 
     def secondary_noise(self, dim: int) -> NoiseDistribution:
@@ -1259,15 +1286,8 @@ class DSRS(Certifier):
             return GeneralizedGaussian(self.sigma, self.k, self.bound(dim).param)
         return TruncatedGaussian(self.sigma, self.bound(dim).param)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        check_inputs(x, self.input_shape, batched=False)
-        return self.certify_many(x.unsqueeze(0), generator)[0]
-
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """DSRS CERTIFY for a batch; the inputs share forward passes, each gets its own samples and certificate."""
-        if isinstance(xs, (list, tuple)):
-            xs = torch.stack(list(xs))
-        check_inputs(xs, self.input_shape, batched=True)
         dim = math.prod(xs.shape[1:])
         bound = self.bound(dim)
         start = time.perf_counter()
