@@ -175,6 +175,23 @@ class Uniform(NoiseDistribution):
         return f"Uniform(half_width={self.half_width})"
 
 
+def _radial_sample_(out: torch.Tensor, generator: torch.Generator, scale, dof, ball_mass) -> torch.Tensor:
+    """Fill ``out`` (rows = samples) with a radial law: a uniform direction times the radius
+    ``s * sqrt(2 * G^-1(v * m))``, G the regularized lower incomplete gamma function of order ``dof(d) / 2``,
+    v ~ U(0, 1) and m = ``ball_mass(d)`` (1: no truncation), so that ``(||z|| / s)^2 ~ chi^2_dof`` restricted to the
+    ball; ``scale`` is s as a number or a function of d."""
+    rows = out.shape[0]
+    dim = out[0].numel() if rows else 0
+    out.normal_(0.0, 1.0, generator=generator)
+    if rows == 0:
+        return out
+    v = torch.rand(rows, generator=generator, device=out.device, dtype=torch.float64).cpu().numpy()
+    s = scale(dim) if callable(scale) else scale
+    radius = s * np.sqrt(2.0 * gammaincinv(dof(dim) / 2, v * ball_mass(dim)))
+    factor = torch.as_tensor(radius, device=out.device) / out.flatten(1).double().norm(dim=1)
+    return out.mul_(factor.to(out.dtype).view(rows, *([1] * (out.ndim - 1))))
+
+
 class TruncatedGaussian(NoiseDistribution):
     """N(0, sigma^2 I_d) conditioned on the l2 ball ``||z||_2 <= radius_T``.
 
@@ -204,15 +221,7 @@ class TruncatedGaussian(NoiseDistribution):
         return float(gammainc(dim / 2, 0.5 * (self.radius_T / self.sigma) ** 2))
 
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        rows = out.shape[0]
-        dim = out[0].numel() if rows else 0
-        out.normal_(0.0, 1.0, generator=generator)
-        if rows == 0:
-            return out
-        v = torch.rand(rows, generator=generator, device=out.device, dtype=torch.float64).cpu().numpy()
-        radius = self.sigma * np.sqrt(2.0 * gammaincinv(dim / 2, v * self.ball_mass(dim)))
-        scale = torch.as_tensor(radius, device=out.device) / out.flatten(1).double().norm(dim=1)
-        return out.mul_(scale.to(out.dtype).view(rows, *([1] * (out.ndim - 1))))
+        return _radial_sample_(out, generator, self.sigma, lambda dim: dim, self.ball_mass)
 
     def radius(self, p_lower: float) -> float:
         raise NotImplementedError("TruncatedGaussian is only DSRS's secondary distribution; it certifies nothing alone")
@@ -267,15 +276,7 @@ class GeneralizedGaussian(NoiseDistribution):
         return float(gammainc(self.dof(dim) / 2, 0.5 * (self.radius_T / self.scale(dim)) ** 2))
 
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        rows = out.shape[0]
-        dim = out[0].numel() if rows else 0
-        out.normal_(0.0, 1.0, generator=generator)
-        if rows == 0:
-            return out
-        v = torch.rand(rows, generator=generator, device=out.device, dtype=torch.float64).cpu().numpy()
-        radius = self.scale(dim) * np.sqrt(2.0 * gammaincinv(self.dof(dim) / 2, v * self.ball_mass(dim)))
-        scale = torch.as_tensor(radius, device=out.device) / out.flatten(1).double().norm(dim=1)
-        return out.mul_(scale.to(out.dtype).view(rows, *([1] * (out.ndim - 1))))
+        return _radial_sample_(out, generator, self.scale, self.dof, self.ball_mass)
 
     def radius(self, p_lower: float) -> float:
         raise NotImplementedError("the generalized Gaussian's radius depends on d: use rsscale.methods.dsrs.np_radius")
