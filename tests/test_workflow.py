@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a tiny config, and its refusal of bad configs."""
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -49,8 +50,6 @@ def test_every_declared_output_exists_and_parses(finished_run):
             rows = list(csv.DictReader(path.open()))
             assert rows, name
         elif path.suffix == ".json":
-            import json
-
             record = json.loads(path.read_text())
             assert "git_commit" in record and "versions" in record, name
         elif path.suffix == ".png":
@@ -73,14 +72,16 @@ def test_every_declared_output_exists_and_parses(finished_run):
     soundness = list(csv.DictReader((finished_run / "results/tables/soundness.csv").open()))
     assert soundness and all(r["verdict"] != "FAIL" for r in soundness)
     trained = list(csv.DictReader((finished_run / "results/tables/training_methods.csv").open()))
-    assert sorted({r["objective"] for r in trained}) == ["gaussian", "macer", "smoothadv"]
+    assert sorted({r["objective"] for r in trained}) == ["crt", "gaussian", "macer", "smoothadv"]
     cost = list(csv.DictReader((finished_run / "results/tables/inference_cost.csv").open()))
     assert {r["method"] for r in cost} == {"cohen", "iss", "iss_sound", "adaptive"}
     dsrs = [r for r in remedies if r["method"] == "dsrs_truncated"]
     assert all(float(r["gain_l2"]) >= 1.0 or float(r["ACR_l2"]) == 0.0 for r in dsrs)  # never below NP
     extra = list(csv.DictReader((finished_run / "results/tables/extra_information.csv").open()))
-    assert [r["method"] for r in extra] == ["baseline", "dipole", "ensemble", "ddrs"]
+    assert [r["method"] for r in extra] == ["baseline", "dipole", "ensemble", "sween", "ddrs"]
     assert float(extra[2]["cost_ratio_evaluations"]) > 1.0  # two members
+    weights = json.loads((finished_run / "results/sween/digits8/weights_sigma0.25.json").read_text())
+    assert len(weights["params"]["weights"]) == 2 and "git_commit" in weights  # fitted by its rule, with provenance
 
 
 @pytest.mark.slow

@@ -172,11 +172,11 @@ def cmd_fit_sween(args) -> None:
     weights = fit_weights([m for m, _ in loaded], dataset.x_train[pick], dataset.y_train[pick], sigma,
                           copies=args.copies, steps=args.steps, generator=generator)
     mixture = torch.softmax(torch.tensor(weights), 0).tolist()
-    fit = {"examples": examples, "copies": args.copies, "steps": args.steps, "sigma": sigma, "mixture": mixture,
-           "checkpoints": args.checkpoint, "checkpoint_sha256": [meta["sha256"] for _, meta in loaded],
-           "started": started, "seed": args.seed}
+    fit = {"examples": examples, "copies": args.copies, "steps": args.steps, "sigma": sigma, "mixture": mixture}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"params": {"weights": weights}, "fit": fit}, indent=2) + "\n")
+    write_sidecar(args.out, {k: v for k, v in vars(args).items() if k != "func"}, started, args.device,
+                  params={"weights": weights}, fit=fit,
+                  checkpoint_sha256=[meta["sha256"] for _, meta in loaded])
     print(f"sween weights at sigma={sigma} from {examples} training examples x {args.copies} noisy copies: "
           f"mixture {', '.join(f'{a:.3f}' for a in mixture)}")
 
@@ -694,7 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=500, help="training examples the weights are fitted on")
     p.add_argument("--copies", type=int, default=8, help="Gaussian copies of each example")
     p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps on the weight logits")
-    p.add_argument("--out", required=True, help='JSON file: {"params": {"weights": [...]}, "fit": {...}}')
+    p.add_argument("--out", required=True,
+                   help='JSON provenance record holding {"params": {"weights": [...]}, "fit": {...}}')
     runtime(p)
 
     p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta")
