@@ -184,7 +184,7 @@ def test_a_checkpoint_cut_anywhere_is_refused_cleanly(files, tmp_path):
             load_checkpoint(cut)
 
 
-TINY = REPO / "tests" / "tiny_config.yaml"
+TINY = REPO / "workflow" / "config" / "quick.yaml"
 
 
 @pytest.mark.parametrize(

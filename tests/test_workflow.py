@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "tiny_config.yaml"
+TINY = REPO / "workflow" / "config" / "quick.yaml"
 
 
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
