@@ -99,8 +99,9 @@ class IntervalClassifier(torch.nn.Module):
         self.num_classes = num_classes
         self.input_shape = tuple(direction.shape)
         self.axis_aligned = int((self.u != 0).sum()) == 1
-        self._edges = torch.tensor(self.thresholds, dtype=torch.float32)
-        self._labels = torch.tensor(self.labels)
+        # buffers, so that a copy moved to another device classifies there
+        self.register_buffer("_edges", torch.tensor(self.thresholds, dtype=torch.float32), persistent=False)
+        self.register_buffer("_labels", torch.tensor(self.labels), persistent=False)
 
     def forward(self, x):
         t = x.flatten(1) @ self.u

@@ -6,7 +6,7 @@
 BASELINE and NEW are folders of table CSVs (a run's ``results/tables``, or a frozen copy such as
 ``workflow/baseline/quick``).  Every CSV of BASELINE must exist in NEW with the same columns and the
 same rows, cell for cell as text, after dropping the wall-clock columns (their names match
-``WALL_CLOCK``: seconds, rates, speed-ups and everything derived from them).  In the claims table only
+``WALL_CLOCK``: seconds, samples per second, speed-ups and ratios of them).  In the claims table only
 the ``verdict`` column is compared, and not for the claims whose verdicts rest on wall-clock
 (``WALL_CLOCK_CLAIMS``): their ``measured`` text quotes timings.  Tables that exist only in NEW are
 listed, not failed (a new experiment may add one).
@@ -22,18 +22,14 @@ import re
 import sys
 from pathlib import Path
 
-#: Column names whose values are wall-clock measurements or ratios of them.
-WALL_CLOCK = re.compile(r"(second|time|_per_s$|per_second|rate_|throughput|speedup|ratio|fraction_of_ceiling|wall"
-                        r"|^ms|_ms$|hours|spread)", re.IGNORECASE)
+#: Column names whose values are wall-clock measurements, or ratios and spreads of them.
+WALL_CLOCK = re.compile(r"(second|time|_per_s$|spread|speedup|wall|hours|radius_to_sampling|^ratio$)")
 #: Claims of ``workflow/config/claims.yaml`` whose verdict is decided (in part) by wall-clock.
 WALL_CLOCK_CLAIMS = {"cost-linear-in-n", "dsrs-beats-np", "irs-cheaper", "macer-cheaper"}
-#: Columns that name a row's measurement but are not wall-clock although the pattern matches them.
-NOT_WALL_CLOCK = {"rate", "rate_low", "rate_high", "violation_rate", "cost_ratio_evaluations", "evaluations_ratio",
-                  "passes_ratio"}
 
 
 def is_wall_clock(column: str) -> bool:
-    return column not in NOT_WALL_CLOCK and bool(WALL_CLOCK.search(column))
+    return bool(WALL_CLOCK.search(column))
 
 
 def read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
