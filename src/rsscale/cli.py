@@ -402,66 +402,57 @@ def cmd_numbers(args) -> None:
     print("\n".join(lines[1:]))
 
 
+def _options(*arguments: tuple[str, dict]) -> argparse.ArgumentParser:
+    """Arguments several commands share, built once and given to each as a parent parser."""
+    group = argparse.ArgumentParser(add_help=False)
+    for flag, spec in arguments:
+        group.add_argument(flag, **spec)
+    return group
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsscale", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name, func, help_text, *, data: str | None = None, out: str | None = None):
-        """A subcommand; ``data``/``out``: help of its required --data/--out (None: it has none)."""
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name, func, help_text, *parents):
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
         p.set_defaults(func=func)
-        if data is not None:
-            p.add_argument("--data", required=True, help=data or None)
-        if out is not None:
-            p.add_argument("--out", required=True, help=out or None)
         return p
 
-    def runtime(p, device: bool = True, quiet: bool = True):
-        if device:
-            p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
-        p.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
-        p.add_argument("--seed", type=int, default=0)
-        if quiet:
-            p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    def sigma(p, help_text="default: the checkpoint's training sigma"):
-        p.add_argument("--sigma", type=float, default=None, help=help_text)
-
-    def training(p, epochs: int):
-        p.add_argument("--epochs", type=int, default=epochs)
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--lr", type=float, default=1e-3)
-
-    def test_inputs(p, skip_help="certify every skip-th test input"):
-        p.add_argument("--skip", type=int, default=1, help=skip_help)
-        p.add_argument("--max-inputs", type=int, default=None)
-        p.add_argument("--pack", type=int, default=10, help="inputs whose samples share forward passes")
-
-    def throughput(p, batches: int, repeats: int, engine_help: str):
-        p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
-        p.add_argument("--batches", type=int, default=batches)
-        p.add_argument("--repeats", type=int, default=repeats)
-        p.add_argument("--engine", default="{}", help=engine_help)
+    data, out = _options(("--data", {"required": True})), _options(("--out", {"required": True}))
+    prefix = _options(("--out", {"required": True, "help": "path prefix; .csv, .md and .tex are written"}))
+    seeded = _options(("--threads", {"type": int, "default": None, "help": "PyTorch intra-op threads"}),
+                      ("--seed", {"type": int, "default": 0}))
+    runtime = _options(("--device", {"default": None, "help": "cpu, cuda, cuda:1, ... (default: CUDA when present)"}),
+                       ("--quiet", {"action": "store_true", "help": "no progress bar"}))
+    sigma = _options(("--sigma", {"type": float, "default": None,
+                                  "help": "default: the (first) checkpoint's training sigma"}))
+    training = _options(("--batch-size", {"type": int, "default": 64}), ("--lr", {"type": float, "default": 1e-3}))
+    inputs = _options(("--skip", {"type": int, "default": 1, "help": "use every skip-th test input"}),
+                      ("--max-inputs", {"type": int, "default": None}),
+                      ("--pack", {"type": int, "default": 10, "help": "inputs whose samples share forward passes"}))
+    throughput = _options(("--batch-sizes", {"type": int, "nargs": "+", "default": [100, 1000]}),
+                          ("--engine", {"default": "{}", "help": "JSON object of sampling-engine options, e.g. "
+                                        '\'{"autocast": "bf16", "channels_last": true, "compile": true}\''}))
 
     command("methods", cmd_methods, "list the registered method families and whether they are sound")
 
-    p = command("data", cmd_data, "build a dataset file", out="")
+    p = command("data", cmd_data, "build a dataset file", out)
     p.add_argument("--dataset", required=True)
     p.add_argument("--params", default="{}", help="JSON object of loader parameters")
 
-    p = command("train", cmd_train, "train a base classifier", data="", out="")
+    p = command("train", cmd_train, "train a base classifier", data, out, training, seeded, runtime)
     p.add_argument("--arch", default="cnn")
     p.add_argument("--arch-params", default="{}", help="JSON object of architecture parameters")
     p.add_argument("--objective", default="gaussian")
     p.add_argument("--objective-params", default="{}",
                    help='JSON object of objective parameters, e.g. \'{"k": 8}\' for macer (sigma: --sigma)')
     p.add_argument("--sigma", type=float, required=True)
-    training(p, epochs=30)
-    runtime(p)
+    p.add_argument("--epochs", type=int, default=30)
 
     p = command("train-denoiser", cmd_train_denoiser,
                 "train a DnCNN denoiser in front of a frozen classifier; writes the composed f(D(x)) checkpoint",
-                data="", out="")
+                data, out, training, seeded, runtime)
     p.add_argument("--classifier", required=True, help="checkpoint of the classifier (kept frozen)")
     p.add_argument("--objective", choices=DENOISER_OBJECTIVES, default="mse")
     p.add_argument("--mse-epochs", type=int, default=None,
@@ -469,64 +460,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, required=True, help="noise level the denoiser removes")
     p.add_argument("--depth", type=int, default=4, help="DnCNN convolutions")
     p.add_argument("--width", type=int, default=16, help="DnCNN channels")
-    training(p, epochs=20)
-    runtime(p)
+    p.add_argument("--epochs", type=int, default=20)
 
-    p = command("certify", cmd_certify, "certify test inputs with a method family; one CSV row per input", data="",
-                out="")
+    p = command("certify", cmd_certify, "certify test inputs with a method family; one CSV row per input",
+                data, out, sigma, inputs, seeded, runtime)
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one model, or several for the families that combine models (ensemble members)")
     p.add_argument("--method", default="cohen")
-    sigma(p)
     p.add_argument("--params", default="{}", help="JSON object of method parameters (n0, n, alpha, ...)")
     p.add_argument("--params-file", default=None,
                    help='JSON file {"params": {...}} merged over --params (e.g. the weights fit-sween wrote)')
-    test_inputs(p)
-    runtime(p)
 
     p = command("fit-sween", cmd_fit_sween,
                 "fit SWEEN's ensemble weights on noisy training examples; certify reads them with --params-file",
-                data="", out='JSON provenance record holding {"params": {"weights": [...]}, "fit": {...}}')
+                data, sigma, seeded, runtime)
     p.add_argument("--checkpoint", required=True, nargs="+", help="the ensemble members")
-    sigma(p, "default: the first checkpoint's training sigma")
     p.add_argument("--max-examples", type=int, default=500, help="training examples the weights are fitted on")
     p.add_argument("--copies", type=int, default=8, help="Gaussian copies of each example")
     p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps on the weight logits")
-    runtime(p)
+    p.add_argument("--out", required=True,
+                   help='JSON provenance record holding {"params": {"weights": [...]}, "fit": {...}}')
 
     p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta",
-                data="", out="")
+                data, out, sigma, inputs, seeded, runtime)
     p.add_argument("--checkpoint", required=True, help="the certification model F (noise-trained)")
     p.add_argument("--core", required=True, help="the core model (accurate, not robust)")
-    sigma(p)
     p.add_argument("--thetas", type=float, nargs="+", required=True, help="entropy thresholds in [0, 1]")
     p.add_argument("--params", default="{}", help="JSON object of aces parameters (n0, n, alpha, batch_size)")
-    test_inputs(p, "use every skip-th test input")
-    runtime(p)
 
-    p = command("profile", cmd_profile, "certification vs forward-only throughput of a model", data="", out="")
+    p = command("profile", cmd_profile, "certification vs forward-only throughput of a model",
+                data, out, sigma, throughput, seeded, runtime)
     p.add_argument("--checkpoint", required=True)
-    sigma(p, None)
-    throughput(p, batches=20, repeats=7,
-               engine_help='JSON object of sampling-engine options, e.g. \'{"autocast": "bf16", "channels_last": true,'
-                           ' "compile": true}\'')
-    runtime(p)
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=7)
 
     p = command("profile-sizes", cmd_profile_sizes,
-                "certification vs forward-only throughput of untrained models of several sizes",
-                data="dataset file: input shape and classes of the models", out="")
+                "certification vs forward-only throughput of untrained models of several sizes (their input shape "
+                "and classes: the --data file's)", data, out, throughput, seeded, runtime)
     p.add_argument("--models", required=True,
                    help='JSON object label -> {"arch": ..., "params": {...}}, e.g. \'{"cnn-w8": {"arch": "cnn",'
                         ' "params": {"width": 8}}}\'')
     p.add_argument("--sigma", type=float, default=0.25)
-    throughput(p, batches=5, repeats=5, engine_help="JSON object of sampling-engine options (as for profile)")
-    runtime(p)
+    p.add_argument("--batches", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5)
 
     p = command("incremental", cmd_incremental,
                 "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)",
-                data="", out="path prefix; .csv, .md, .tex and the .json sidecar are written")
+                data, sigma, seeded)
     p.add_argument("--checkpoint", required=True, help="the original model")
-    sigma(p)
     p.add_argument("--modifications", nargs="+", default=["int8", "prune0.2", "prune0.5"],
                    help="int8 (dynamic quantization of the linear layers) or prune<fraction> (global L1)")
     p.add_argument("--n0", type=int, default=100)
@@ -539,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-inputs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--pack", type=int, default=10, help="inputs whose selection samples share forward passes")
-    runtime(p, device=False, quiet=False)
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md, .tex and the .json sidecar are written")
 
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
     p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension", "remedies",
@@ -567,28 +548,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")
     p = command("harness", cmd_harness, "soundness harness: violation rates of every method on exact oracles",
-                out="path prefix; .csv, .md and .tex are written")
+                prefix, seeded)
     p.add_argument("--trials", type=int, required=True, help="trials per case (capped per slow case, see --uncapped)")
     p.add_argument("--methods", nargs="+", default=None, help="registered methods to check (default: all)")
     p.add_argument("--alpha", type=float, default=0.05, help="certification level, and the rate each case is held to")
     p.add_argument("--limit", action="append", default=[], metavar="METHOD/CASE=TRIALS",
                    help="trials of one case, overriding --trials and its cap (repeatable)")
     p.add_argument("--uncapped", action="store_true", help="ignore the per-case trial caps of the slow cases")
-    runtime(p, device=False, quiet=False)
 
     p = command("violations", cmd_violations,
                 "search certified balls of input-dependent-sigma methods for points where g disagrees (ball oracle)",
-                out="path prefix; .csv, .md and .tex are written")
+                prefix, seeded)
     p.add_argument("--settings", required=True,
                    help='JSON: {"methods": {label: params}, "dim", "ball_radius", "sigma", "inputs", "far", ...}')
-    runtime(p, device=False, quiet=False)
 
     p = command("manifest", cmd_manifest,
-                "record the sha256 of every artifact under PATHS, the config files, git commit, versions and device",
-                out="the manifest (JSON), left out of its own checksums")
+                "record the sha256 of every artifact under PATHS, the config files, git commit, versions and device")
     p.add_argument("paths", nargs="+", help="files or folders relative to --root, e.g. results figures")
     p.add_argument("--root", default=".", help="folder the recorded paths are relative to")
     p.add_argument("--config", action="append", default=[], help="a config file to record (repeatable)")
+    p.add_argument("--out", required=True, help="the manifest (JSON), left out of its own checksums")
 
     p = command("verify", cmd_verify,
                 "recompute a manifest's checksums; exit 1 with one line per changed or missing file")

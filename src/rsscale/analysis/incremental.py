@@ -132,6 +132,10 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
     prefix = str(out).removesuffix(".csv")
     with RowWriter(f"{prefix}.csv", key=("modification",)) as writer:
         finished = read_rows(writer.path, ("modification",), COUNT_COLUMNS) if writer.done else []
+        foreign = sorted({row["modification"] for row in finished} - set(modifications))
+        if foreign:
+            raise ValueError(f"{writer.path} holds rows of modifications {foreign} that this run does not make; "
+                             f"it belongs to another run (remove it to start afresh)")
         rows, original = incremental_rows(
             model, dataset.x_test[indices], dataset.y_test[indices].numpy(), dataset.num_classes, sigma, modifications,
             n0, n, n_incremental, alpha, alpha_zeta, gamma, radii, batch_size, pack, seed,
