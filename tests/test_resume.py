@@ -192,4 +192,4 @@ def test_an_interrupted_incremental_run_certifies_only_the_modifications_not_on_
         assert table_cells(out, suffix) == table_cells(reference, suffix)
     assert "int8" in capsys.readouterr().out
     assert main([*args[:-3], "--threads", "1", "--out", str(tmp_path / "resumed")]) == 2  # int8 only
-    assert "holds rows of modifications ['prune0.4']" in capsys.readouterr().err
+    assert "the rows on disk hold modifications ['prune0.4']" in capsys.readouterr().err

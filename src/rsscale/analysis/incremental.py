@@ -80,6 +80,10 @@ def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_class
     """
     labels = np.asarray(labels)
     modified_models = {name: modify(model, name) for name in modifications}  # bad names fail before any work
+    foreign = sorted(set(done) - set(modified_models))
+    if foreign:
+        raise ValueError(f"the rows on disk hold modifications {foreign} that this run does not make: they belong to "
+                         f"another run (remove its file to start afresh)")
     cache = IRSCache(model, num_classes, sigma, n0, n, alpha, batch_size, "cpu")
     original, original_seconds = _timed(cache.certify_many, xs, pack, seed, 0)
     summary = {"seconds": original_seconds, **_quality(original, labels, radii, "original")}
@@ -132,10 +136,6 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
     prefix = str(out).removesuffix(".csv")
     with RowWriter(f"{prefix}.csv", key=("modification",)) as writer:
         finished = read_rows(writer.path, ("modification",), COUNT_COLUMNS) if writer.done else []
-        foreign = sorted({row["modification"] for row in finished} - set(modifications))
-        if foreign:
-            raise ValueError(f"{writer.path} holds rows of modifications {foreign} that this run does not make; "
-                             f"it belongs to another run (remove it to start afresh)")
         rows, original = incremental_rows(
             model, dataset.x_test[indices], dataset.y_test[indices].numpy(), dataset.num_classes, sigma, modifications,
             n0, n, n_incremental, alpha, alpha_zeta, gamma, radii, batch_size, pack, seed,
