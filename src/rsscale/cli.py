@@ -22,8 +22,9 @@ from rsscale.analysis import cost, dimension, extra_information, figures, increm
 from rsscale.analysis import training as training_analysis
 from rsscale.analysis.results import read_run
 from rsscale.data import load_dataset
-from rsscale.io import read_rows
+from rsscale.io import read_rows, write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
+from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
 from rsscale.sampling import resolve_device
 from rsscale.training.denoiser import DENOISER_OBJECTIVES
@@ -311,16 +312,12 @@ def cmd_claims(args) -> None:
 
 
 def cmd_manifest(args) -> None:
-    from rsscale.provenance import build_manifest, write_text_atomic
-
     record = build_manifest(args.root, args.paths, args.config, exclude=[args.out])
     write_text_atomic(args.out, json.dumps(record, indent=2, sort_keys=True) + "\n")
     print(f"manifest: {len(record['files'])} artifacts and {len(record['configs'])} config files -> {args.out}")
 
 
 def cmd_verify(args) -> None:
-    from rsscale.provenance import verify_manifest
-
     checked, problems = verify_manifest(args.manifest, args.root)
     for line in problems:
         print(f"rsscale: verify: {line}", file=sys.stderr)
