@@ -217,9 +217,8 @@ def read_weights_only(path: str | Path, what: str, map_location: str | torch.dev
 
 def certificate_row(idx: int, label: int, cert: Certificate) -> dict:
     """The CSV row of one certified test input: :data:`CERTIFICATE_COLUMNS`, ``radius_<norm>``, ``cert.extra``."""
-    row = {"idx": idx, "label": label, "prediction": cert.prediction, "correct": int(cert.prediction == label),
-           "radius": cert.radius, "p_lower": cert.p_lower, "forward_passes": cert.forward_passes,
-           "seconds": cert.seconds}
+    row = dict(zip(CERTIFICATE_COLUMNS, (idx, label, cert.prediction, int(cert.prediction == label), cert.radius,
+                                         cert.p_lower, cert.forward_passes, cert.seconds), strict=True))
     row.update({f"radius_{norm}": value for norm, value in sorted(cert.radii.items())})
     row.update(cert.extra)
     return row
