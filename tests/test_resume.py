@@ -149,3 +149,47 @@ def test_same_run_twice_differs_only_in_timings(trained, tmp_path, case, capsys)
     for ext in (".csv", ".md", ".tex"):
         assert (tmp_path / f"table_first{ext}").read_bytes() == (tmp_path / f"table_second{ext}").read_bytes()
     capsys.readouterr()
+
+
+def test_an_interrupted_aces_sweep_resumes_to_the_uninterrupted_file(trained, tmp_path):
+    args = ["aces", "--data", str(trained / "d.pt"), "--checkpoint", str(trained / "m.pt"), "--core",
+            str(trained / "p.pt"), "--thetas", "0.3", "0.7", "--params", '{"n0": 20, "n": 200, "batch_size": 500}',
+            "--max-inputs", "10", "--pack", "4", "--seed", "2", "--quiet", "--device", "cpu", "--threads", "1"]
+    reference, out = tmp_path / "reference.csv", tmp_path / "resumed.csv"
+    assert main([*args, "--out", str(reference)]) == 0
+    lines = reference.read_text().splitlines(keepends=True)
+    assert len(lines) == 1 + 10 * 3  # a row per (input, theta), theta = 1 included
+    out.write_text("".join(lines[:17]) + lines[17][:5])  # killed in the second pack, mid row
+    assert main([*args, "--out", str(out)]) == 0
+    assert without_timings(out) == without_timings(reference)
+    assert out.read_text().startswith("".join(lines[:17]))  # the rows on disk were kept, not recomputed
+
+
+def table_cells(path, suffix: str) -> list[list[str]]:
+    """The cells of a table (``.csv`` or ``.md``) without its wall-clock columns (seconds and speed-ups)."""
+    text = path.with_suffix(suffix).read_text()
+    if suffix == ".csv":
+        rows = [line.split(",") for line in text.splitlines()]
+    else:
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+        rows = [rows[0], *rows[2:]]  # without the alignment row
+    keep = [i for i, name in enumerate(rows[0]) if not name.startswith(("seconds", "speedup"))]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_an_interrupted_incremental_run_certifies_only_the_modifications_not_on_disk(trained, tmp_path, capsys):
+    args = ["incremental", "--data", str(trained / "d.pt"), "--checkpoint", str(trained / "m.pt"), "--n0", "10",
+            "--n", "200", "--n-incremental", "50", "--alpha", "0.01", "--alpha-zeta", "0.01", "--gamma", "0.9",
+            "--max-inputs", "4", "--radii", "0", "0.25", "--modifications", "int8", "prune0.4", "--threads", "1"]
+    reference, out = tmp_path / "reference.csv", tmp_path / "resumed.csv"
+    assert main([*args, "--out", str(tmp_path / "reference")]) == 0
+    lines = reference.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    out.write_text(lines[0] + lines[1] + lines[2][:7])  # int8 done, killed while writing prune0.4
+    assert main([*args, "--out", str(tmp_path / "resumed")]) == 0
+    assert out.read_text().splitlines()[1] == lines[1].rstrip("\n")  # int8's row (timings too) was kept
+    for suffix in (".csv", ".md"):  # the Markdown prints the counts of a resumed row as integers too
+        assert table_cells(out, suffix) == table_cells(reference, suffix)
+    assert "int8" in capsys.readouterr().out
+    assert main([*args[:-3], "--threads", "1", "--out", str(tmp_path / "resumed")]) == 2  # int8 only
+    assert "the rows on disk hold modifications ['prune0.4']" in capsys.readouterr().err

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsscale.models import read_weights_only
-from rsscale.provenance import atomic_path
+from rsscale.io import atomic_path, read_weights_only
 
 
 @dataclass

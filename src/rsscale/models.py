@@ -12,17 +12,13 @@ refused.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import pickle
-import re
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from rsscale.provenance import atomic_path, write_text_atomic
+from rsscale.io import atomic_path, file_sha256, read_weights_only, write_text_atomic
 
 CHECKPOINT_FORMAT = "rsscale-checkpoint-v1"
 
@@ -246,15 +242,6 @@ def build_model(arch: str, **config) -> nn.Module:
     return model
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_checkpoint(model: nn.Module, path: str | Path, **meta) -> str:
     """Write weights, architecture and ``meta`` (plain values) atomically; return the file's sha256.
 
@@ -278,37 +265,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta) -> str:
         sidecar.unlink(missing_ok=True)  # a stale record must not outlive the file it describes
     write_text_atomic(sidecar, f"{sha}  {path.name}\n")
     return sha
-
-
-def read_weights_only(path: str | Path, what: str, map_location: str | torch.device = "cpu"):
-    """``torch.load(path, weights_only=True)`` whose failures are one-line errors naming ``path``.
-
-    Raises FileNotFoundError when there is no file, and ValueError when the
-    file carries pickled objects (refused, never run) or is not a readable
-    PyTorch file at all (random bytes, truncated, empty).  ``what`` names the
-    expected content in the messages, e.g. ``"checkpoint"``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {what} at {path}")
-    unreadable = f"{path} is not a readable {what} (not written by torch.save, or truncated or corrupted)"
-    try:
-        with warnings.catch_warnings():  # e.g. about the pickle protocol of foreign files
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported (global|class)[^\n]*?(?= was not|\.\s|\.?$)", str(err), re.MULTILINE)
-        with open(path, "rb") as handle:
-            head = handle.read(2)
-        if found is None and not (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-            raise ValueError(unreadable) from err
-        detail = found.group(0) if found else "a bare pickle stream, not a torch.save file"
-        raise ValueError(f"refusing {path}: it carries pickled objects that weights_only loading does not allow "
-                         f"({detail}); nothing in it was run") from err
-    except (PermissionError, FileNotFoundError):
-        raise
-    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, OSError) as err:  # OSError: torch's zip reader
-        raise ValueError(unreadable) from err
 
 
 def _check_sha256_file(path: Path, sha: str) -> None:
@@ -350,3 +306,51 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model.eval()
     meta = dict(payload["meta"], sha256=sha, arch=payload["arch"], config=payload["config"])
     return model, meta
+
+
+def fit_to_dataset(arch: str, params: dict, dataset) -> dict:
+    """Fill in (in place) the architecture parameters that ``dataset`` (a :class:`rsscale.data.Dataset`)
+    determines: input shape, classes, normalisation."""
+    shape = dataset.input_shape
+    if arch == "cnn":
+        params.setdefault("image_size", shape[-1])
+        params.setdefault("in_channels", shape[0])
+    else:
+        params.setdefault("dim", dataset.dim)
+        params.setdefault("input_shape", list(shape))
+    params.setdefault("num_classes", dataset.num_classes)
+    params.setdefault("mean", float(dataset.x_train.mean()))
+    params.setdefault("std", float(dataset.x_train.std()))
+    return params
+
+
+def check_model_fits(model: nn.Module, dataset, checkpoint: str | Path, data: str | Path) -> None:
+    """Refuse a checkpoint whose input shape or class count is not the dataset's (before any output is written)."""
+    shape = tuple(getattr(model, "input_shape", ()) or ())
+    if shape and shape != tuple(dataset.input_shape):
+        raise ValueError(f"checkpoint {checkpoint} takes inputs of shape {shape}, but the dataset {data} "
+                         f"has inputs of shape {tuple(dataset.input_shape)}")
+    if len(dataset.x_test):
+        with torch.no_grad():
+            classes = model(dataset.x_test[:1]).shape[-1]
+        if classes != dataset.num_classes:
+            raise ValueError(f"checkpoint {checkpoint} scores {classes} classes, but the dataset {data} "
+                             f"has {dataset.num_classes}")
+
+
+def load_models(paths, dataset, data: str | Path) -> list[tuple[nn.Module, dict]]:
+    """(model, metadata) per checkpoint, each checked against the input shape and classes of ``dataset`` (read
+    from the file ``data``)."""
+    loaded = [load_checkpoint(path) for path in paths]
+    for path, (model, _) in zip(paths, loaded, strict=True):
+        check_model_fits(model, dataset, path, data)
+    return loaded
+
+
+def training_sigma(meta: dict, sigma: float | None, checkpoint: str | Path) -> float:
+    """``sigma`` when given, else the training sigma the checkpoint's metadata records."""
+    if sigma is not None:
+        return sigma
+    if "sigma" not in meta:
+        raise ValueError(f"checkpoint {checkpoint} records no training sigma; pass --sigma")
+    return meta["sigma"]

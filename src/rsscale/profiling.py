@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
-from rsscale.noise import NoiseDistribution
+from rsscale.analysis.tables import write_table
+from rsscale.data import Dataset
+from rsscale.models import build_model, fit_to_dataset, load_models, training_sigma
+from rsscale.noise import Gaussian, NoiseDistribution
+from rsscale.provenance import device_name, utc_now, write_sidecar
 from rsscale.sampling import Sampler, resolve_device
 
 
@@ -102,3 +108,56 @@ def profile_throughput(model: torch.nn.Module, input_shape, noise: NoiseDistribu
     paired = statistics.median(f / c for f, c in zip(forward_times, certify_times, strict=True))
     return ThroughputProfile(batch_size, samples, forward_rate, certify_rate, paired,
                              spread(forward_times), spread(certify_times), **sampler.settings())
+
+
+def profile_checkpoint(data: str, checkpoint: str, out: str | Path, *, sigma: float | None = None,
+                       batch_sizes: Sequence[int] = (100, 1000), batches: int = 20, repeats: int = 7,
+                       engine: dict | None = None, seed: int = 0, device: str = "cpu",
+                       parameters: dict | None = None) -> list[dict]:
+    """:func:`profile_throughput` of a checkpoint at each batch size: the table ``out`` (.csv, .md, .tex) and its
+    sidecar (recording ``parameters``); returns the rows."""
+    started = utc_now()
+    dataset = Dataset.load(data)
+    [(model, meta)] = load_models([checkpoint], dataset, data)
+    sigma = training_sigma(meta, sigma, checkpoint)
+    rows = []
+    for batch_size in batch_sizes:
+        profile = profile_throughput(model, dataset.input_shape, Gaussian(sigma), dataset.num_classes, batch_size,
+                                     device, batches=batches, repeats=repeats, seed=seed, **(engine or {}))
+        rows.append({"model": Path(checkpoint).stem, "device": device_name(device),
+                     "threads": torch.get_num_threads(), **profile.as_dict()})
+    write_table(rows, list(rows[0]), str(out).removesuffix(".csv"))
+    write_sidecar(Path(out).with_suffix(".json"), parameters or {}, started, device, checkpoint_sha256=meta["sha256"])
+    return rows
+
+
+#: Columns of the profile-per-model-size table.
+SIZE_COLUMNS = ["model", "arch", "parameters", "weights", "batch_size", "forward_samples_per_s",
+                "certify_samples_per_s", "ratio", "forward_spread", "certify_spread", "autocast", "channels_last",
+                "compile", "device", "threads"]
+
+
+def profile_model_sizes(data: str, models: dict[str, dict], out: str | Path, *, sigma: float = 0.25,
+                        batch_sizes: Sequence[int] = (100, 1000), batches: int = 5, repeats: int = 5,
+                        engine: dict | None = None, seed: int = 0, device: str = "cpu",
+                        parameters: dict | None = None) -> list[dict]:
+    """The engine profile per model size: untrained models (throughput does not depend on the weights) built from
+    ``models`` (label -> ``{"arch": ..., "params": {...}}``) for the dataset's inputs; writes the table ``out`` and
+    its sidecar, returns the rows."""
+    started = utc_now()
+    dataset = Dataset.load(data)
+    rows = []
+    for label, spec in models.items():
+        torch.manual_seed(seed)  # parameter initialisation
+        model = build_model(spec["arch"], **fit_to_dataset(spec["arch"], dict(spec.get("params", {})), dataset))
+        for batch_size in batch_sizes:
+            profile = profile_throughput(model, dataset.input_shape, Gaussian(sigma), dataset.num_classes,
+                                         batch_size, device, batches=batches, repeats=repeats, seed=seed,
+                                         **(engine or {}))
+            rows.append({"model": label, "arch": spec["arch"], "parameters": sum(p.numel() for p in model.parameters()),
+                         "weights": "untrained", "device": device_name(device), "threads": torch.get_num_threads(),
+                         **profile.as_dict()})
+    write_table(rows, SIZE_COLUMNS, str(out).removesuffix(".csv"),
+                caption="Certification vs forward-only throughput per model size (untrained models)")
+    write_sidecar(Path(out).with_suffix(".json"), parameters or {}, started, device)
+    return rows

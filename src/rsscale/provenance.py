@@ -9,43 +9,14 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from rsscale.io import file_sha256, write_text_atomic
+
 PACKAGES = ["rsscale", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "matplotlib", "snakemake"]
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
-
-    The temporary file lives in the same folder (so :func:`os.replace` is an
-    atomic rename) and is removed when the block raises.  Readers see the old
-    file or the whole new one, never a half-written one; a process killed
-    before the rename leaves at most a hidden ``.<name>.*.tmp`` beside it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # the permissions a plain open() would have given
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through :func:`atomic_path`."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def utc_now() -> str:
@@ -146,8 +117,6 @@ def build_manifest(root: str | Path, paths, configs=(), exclude=()) -> dict:
     result sidecars.  Keys are paths relative to ``root`` (absolute for files
     outside it), so :func:`verify_manifest` works from the same ``root``.
     """
-    from rsscale.models import file_sha256  # rsscale.models imports this module
-
     root = Path(root)
     exclude = {Path(p).resolve() for p in exclude}
 
@@ -185,8 +154,6 @@ def verify_manifest(manifest: str | Path, root: str | Path = ".") -> tuple[int, 
     A problem is a file that is missing or whose sha256 differs from the
     recorded one.  A file that is not a manifest raises a ValueError.
     """
-    from rsscale.models import file_sha256
-
     manifest, root = Path(manifest), Path(root)
     try:
         record = json.loads(manifest.read_text())

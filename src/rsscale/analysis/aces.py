@@ -17,17 +17,20 @@ against pure RS on the same inputs (binomial on the discordant inputs).
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import binomtest
 
+from rsscale import methods
 from rsscale.analysis import claims
 from rsscale.analysis.figures import plt, save
-from rsscale.provenance import atomic_path
+from rsscale.data import Dataset
+from rsscale.io import RowWriter, read_columns, read_sidecar, write_csv_atomic
+from rsscale.models import load_models, training_sigma
+from rsscale.provenance import utc_now, write_sidecar
+from rsscale.run import certify_packs, input_indices
 
 SWEEP_COLUMNS = ["idx", "label", "theta", "prediction", "correct", "certified", "selected", "radius", "p_lower",
                  "p_f", "p_select", "f_prediction", "core_prediction", "forward_passes", "seconds"]
@@ -49,23 +52,46 @@ def sweep_records(indices: Sequence[int], labels: Sequence[int], thetas: Sequenc
 
 
 def write_sweep(rows: Sequence[dict], path: str | Path) -> None:
-    with atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(path, rows, SWEEP_COLUMNS)
+
+
+def run_sweep(data: str, checkpoint: str, core: str, thetas: Sequence[float], out: str | Path, *,
+              sigma: float | None = None, params: dict | None = None, seed: int = 0, skip: int = 1,
+              max_inputs: int | None = None, pack: int = 10, device: str = "cpu",
+              progress: bool = True) -> tuple[dict, list[int]]:
+    """The theta sweep of F (``checkpoint``, noise-trained) and the core model on the test inputs of ``data``.
+
+    One sample set per input serves every theta (theta = 1, pure RS, always included); the packs are seeded as
+    in :mod:`rsscale.run` and their rows written as they finish (a killed sweep resumes).  Writes ``out`` and its
+    sidecar; returns the sidecar record and the inputs swept.
+    """
+    started = utc_now()
+    dataset = Dataset.load(data)
+    (model, meta), (core_model, core_meta) = load_models([checkpoint, core], dataset, data)
+    sigma = training_sigma(meta, sigma, checkpoint)
+    thetas = sorted(set(thetas) | {1.0})
+    certifier = methods.build("aces", model=model, num_classes=dataset.num_classes, sigma=sigma, core=core_model,
+                              device=device, **(params or {}))
+    indices = input_indices(len(dataset.x_test), skip, max_inputs)
+
+    def certify_pack(chunk: list[int], generator) -> list[dict]:
+        certs = certifier.certify_thetas(dataset.x_test[chunk], thetas, generator)
+        return sweep_records(chunk, dataset.y_test[chunk].tolist(), thetas, certs)
+
+    with RowWriter(out, key=("idx", "theta"), columns=SWEEP_COLUMNS) as writer:
+        certify_packs(indices, certify_pack, writer, lambda i: all((i, t) in writer for t in thetas), seed=seed,
+                      pack=pack, progress=progress, desc="aces")
+    parameters = {"sigma": sigma, "thetas": thetas, "seed": seed, "skip": skip, "max_inputs": max_inputs,
+                  "pack": pack, "data": data, "checkpoint": checkpoint, "core": core, **certifier.settings()}
+    parameters.pop("theta")
+    record = write_sidecar(Path(out).with_suffix(".json"), parameters, started, device,
+                           checkpoint_sha256=meta["sha256"], core_sha256=core_meta["sha256"], dataset=dataset.name)
+    return record, indices
 
 
 def read_sweep(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """A sweep file's columns (float arrays) and its JSON sidecar's parameters."""
-    path = Path(path)
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise ValueError(f"{path} has no rows")
-    columns = {name: np.array([float(row[name]) for row in rows]) for name in rows[0]}
-    sidecar = path.with_suffix(".json")
-    parameters = json.loads(sidecar.read_text()).get("parameters", {}) if sidecar.exists() else {}
-    return columns, parameters
+    return read_columns(path), read_sidecar(path).get("parameters", {})
 
 
 def _metrics(correct, certified, radius, selected, radii) -> dict:

@@ -17,7 +17,6 @@ dimensions show a gain; monotone trends use Spearman's rank correlation.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from scipy.stats import binomtest, spearmanr
 
 from rsscale.analysis.dimension import fit_slope
+from rsscale.io import read_rows as read_table
 
 VERDICTS = ("supported", "not supported", "inconclusive", "not measured")
 
@@ -49,13 +49,6 @@ def _float(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def read_table(path: str | Path) -> Rows:
-    """A table's CSV as a list of dicts, numbers parsed where they parse."""
-    with open(path, newline="") as handle:
-        return [{k: (v if math.isnan(_float(v)) and v.lower() != "nan" else _float(v)) for k, v in row.items()}
-                for row in csv.DictReader(handle)]
 
 
 def _sign_test(gains: Sequence[float], min_gain: float = 0.0) -> tuple[int, float]:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rsscale.analysis.results import Run  # noqa: E402
-from rsscale.provenance import atomic_path  # noqa: E402
+from rsscale.io import atomic_path  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
                      "font.size": 10, "svg.hashsalt": "rsscale", "pdf.fonttype": 42})

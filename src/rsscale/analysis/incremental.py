@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,16 +28,24 @@ import torch
 from rsscale import methods
 from rsscale.analysis.claims import test
 from rsscale.analysis.results import average_certified_radius, certified_accuracy
+from rsscale.analysis.tables import write_table
 from rsscale.certificate import Certificate
+from rsscale.data import Dataset
+from rsscale.io import RowWriter, read_rows
 from rsscale.methods.irs import IRSCache
+from rsscale.models import load_models, training_sigma
 from rsscale.modify import modify, zero_fraction
 from rsscale.noise import Gaussian
+from rsscale.provenance import utc_now, write_sidecar
+from rsscale.run import derived_seed, input_indices
 from rsscale.smooth import SmoothedClassifier
+
+#: Columns of the incremental table that hold counts (integers).
+COUNT_COLUMNS = ("inputs", "n", "n_incremental")
 
 
 def _seed(seed: int, *keys: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator().manual_seed(derived_seed(seed, *keys))
 
 
 def _certify_many(smoothed: SmoothedClassifier, n0: int, n: int, alpha: float, xs, generator) -> list[Certificate]:
@@ -62,18 +71,26 @@ def _quality(certs: Sequence[Certificate], labels: np.ndarray, radii: Sequence[f
 def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_classes: int, sigma: float,
                      modifications: Sequence[str], n0: int, n: int, n_incremental: int, alpha: float,
                      alpha_zeta: float, gamma: float, radii: Sequence[float], batch_size: int = 1000,
-                     pack: int = 10, seed: int = 0) -> tuple[list[dict], dict]:
+                     pack: int = 10, seed: int = 0, done: Collection[str] = (),
+                     on_row: Callable[[dict], object] | None = None) -> tuple[list[dict], dict]:
     """One row per modification (module docstring), and a summary of the original's certification.
 
-    Everything runs on the CPU (the int8 kernels are CPU-only); seeds come from ``seed``.
+    Everything runs on the CPU (the int8 kernels are CPU-only); seeds come from ``seed`` and the modification's
+    position.  Modifications in ``done`` are skipped; ``on_row`` gets each row as it finishes.
     """
     labels = np.asarray(labels)
     modified_models = {name: modify(model, name) for name in modifications}  # bad names fail before any work
+    foreign = sorted(set(done) - set(modified_models))
+    if foreign:
+        raise ValueError(f"the rows on disk hold modifications {foreign} that this run does not make: they belong to "
+                         f"another run (remove its file to start afresh)")
     cache = IRSCache(model, num_classes, sigma, n0, n, alpha, batch_size, "cpu")
     original, original_seconds = _timed(cache.certify_many, xs, pack, seed, 0)
     summary = {"seconds": original_seconds, **_quality(original, labels, radii, "original")}
     rows = []
     for k, (name, modified) in enumerate(modified_models.items(), start=1):
+        if name in done:
+            continue
         scratch = SmoothedClassifier(modified, num_classes, Gaussian(sigma), batch_size, "cpu")
         from_scratch, scratch_seconds = _timed(functools.partial(_certify_many, scratch, n0, n, alpha),
                                                xs, pack, seed, 2 * k)
@@ -83,7 +100,7 @@ def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_class
         incremental, irs_seconds = _timed(irs.certify_many, xs, pack, seed, 2 * k + 1)
         on_path = [c for c in incremental if c.extra["incremental"]]
         same = [a.prediction == b.prediction for a, b in zip(from_scratch, incremental, strict=True)]
-        rows.append({
+        row = {
             "modification": name, "inputs": len(xs), "sparsity": zero_fraction(modified), "n": n,
             "n_incremental": n_incremental, "seconds_scratch": scratch_seconds, "seconds_irs": irs_seconds,
             "speedup": scratch_seconds / irs_seconds,
@@ -93,8 +110,41 @@ def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_class
             "zeta_mean": float(np.mean([c.extra["zeta"] for c in on_path])) if on_path else float("nan"),
             **_quality(from_scratch, labels, radii, "scratch"), **_quality(incremental, labels, radii, "irs"),
             "same_decision": float(np.mean(same)),
-        })
+        }
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows, summary
+
+
+def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float | None = None,
+                    modifications: Sequence[str], n0: int, n: int, n_incremental: int, alpha: float,
+                    alpha_zeta: float, gamma: float, radii: Sequence[float], max_inputs: int | None = None,
+                    batch_size: int = 1000, pack: int = 10, seed: int = 0,
+                    parameters: dict | None = None) -> tuple[list[dict], dict]:
+    """The experiment on the first ``max_inputs`` test inputs of ``data``: the table ``out`` (.csv, .md, .tex)
+    and its sidecar (``parameters`` and the sigma used recorded); returns the rows and the original's summary.
+
+    Each modification's row is written as it finishes; a killed run, restarted, re-certifies the original (IRS
+    needs its cache) and only the modifications not on disk.
+    """
+    started = utc_now()
+    dataset = Dataset.load(data)
+    [(model, meta)] = load_models([checkpoint], dataset, data)
+    sigma = training_sigma(meta, sigma, checkpoint)
+    indices = input_indices(len(dataset.x_test), 1, max_inputs)
+    prefix = str(out).removesuffix(".csv")
+    with RowWriter(f"{prefix}.csv", key=("modification",)) as writer:
+        finished = read_rows(writer.path, ("modification",), COUNT_COLUMNS) if writer.done else []
+        rows, original = incremental_rows(
+            model, dataset.x_test[indices], dataset.y_test[indices].numpy(), dataset.num_classes, sigma, modifications,
+            n0, n, n_incremental, alpha, alpha_zeta, gamma, radii, batch_size, pack, seed,
+            done={row["modification"] for row in finished}, on_row=writer.write)
+    rows = sorted(finished + rows, key=lambda row: list(modifications).index(row["modification"]))
+    write_table(rows, list(rows[0]), prefix, caption="Incremental RS vs certification from scratch")
+    write_sidecar(Path(f"{prefix}.json"), {**(parameters or {}), "sigma": sigma}, started, "cpu",
+                  checkpoint_sha256=meta["sha256"], dataset=dataset.name, original=original)
+    return rows, original
 
 
 @test("incremental_speedup")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from rsscale.analysis.results import Run
-from rsscale.provenance import atomic_path, write_text_atomic
+from rsscale.io import write_csv_atomic, write_text_atomic
 
 
 def _cell(value, digits: int) -> str:
@@ -29,10 +28,7 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
                 digits: int = 3) -> list[Path]:
     """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths."""
     paths = [Path(f"{prefix}{ext}") for ext in (".csv", ".md", ".tex")]
-    with atomic_path(paths[0]) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(paths[0], rows, columns)
     cells = [[_cell(row[c], digits) for c in columns] for row in rows]
     markdown = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" for _ in columns) + "|"]
     markdown += ["| " + " | ".join(line) + " |" for line in cells]

@@ -1,0 +1,123 @@
+"""Training runs from files: a dataset file in, a checkpoint (or fitted weights) and its provenance sidecar out.
+
+Seeds: ``seed`` initialises the parameters (``torch.manual_seed``); the
+training draws and the noisy test evaluation use generators seeded with
+:func:`rsscale.run.derived_seed` ``(seed, 1)`` and ``(seed, 2)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from rsscale.data import Dataset
+from rsscale.methods.projected import fit_projection
+from rsscale.methods.sween import fit_weights
+from rsscale.models import build_model, fit_to_dataset, load_models, save_checkpoint, training_sigma
+from rsscale.provenance import utc_now, write_sidecar
+from rsscale.run import derived_seed
+from rsscale.training import build_objective, evaluate_accuracy, fit
+from rsscale.training.denoiser import DenoiserObjective, compose, train_denoiser
+from rsscale.training.loop import TrainingReport
+
+
+def _test_accuracies(model, dataset: Dataset, sigma: float, seed: int, device: str) -> dict:
+    """Clean and noisy (at ``sigma``) test accuracy, as the checkpoint metadata records them."""
+    eval_gen = torch.Generator().manual_seed(derived_seed(seed, 2))
+    return {"test_accuracy_clean": evaluate_accuracy(model, dataset.x_test, dataset.y_test, device=device),
+            "test_accuracy_noisy": evaluate_accuracy(model, dataset.x_test, dataset.y_test, sigma, eval_gen,
+                                                     device=device)}
+
+
+def _save(model, out: str | Path, meta: dict, parameters: dict, started: str, device: str) -> None:
+    """The checkpoint (with its sha256 file) and its sidecar ``out.json``."""
+    sha = save_checkpoint(model.cpu(), out, **meta)
+    write_sidecar(Path(out).with_suffix(".json"), parameters, started, device, checkpoint_sha256=sha, **meta)
+
+
+def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "cnn", arch_params: dict | None = None,
+                     objective: str = "gaussian", objective_params: dict | None = None, epochs: int = 30,
+                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+                     progress: bool = True, parameters: dict | None = None) -> tuple[TrainingReport, dict]:
+    """Train a base classifier on ``data`` with a registered objective; write the checkpoint ``out`` and its sidecar
+    (recording ``parameters``).  Returns the training report and the checkpoint's metadata.
+
+    The architecture parameters the dataset determines are filled in; ``projected`` fits its PCA subspace (rank
+    ``arch_params["rank"]``) on the training inputs before training its base network.
+    """
+    started = utc_now()
+    dataset = Dataset.load(data)
+    arch_params = dict(arch_params or {})
+    projected = arch == "projected"
+    if projected:  # the base network sees the projection onto the top-rank PCA subspace, fitted below
+        arch_params.setdefault("dim", dataset.dim)
+        base_arch, base_params = arch_params.setdefault("base_arch", "cnn"), arch_params.setdefault("base_config", {})
+    else:
+        base_arch, base_params = arch, arch_params
+    fit_to_dataset(base_arch, base_params, dataset)
+    torch.manual_seed(seed)  # parameter initialisation
+    model = build_model(arch, **arch_params)
+    if projected:
+        model.set_projection(*fit_projection(dataset.x_train, arch_params["rank"]))
+    loss = build_objective(objective, sigma=sigma, **(objective_params or {}))
+    generator = torch.Generator().manual_seed(derived_seed(seed, 1))
+    report = fit(model, loss, dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, lr=lr,
+                 generator=generator, device=device, progress=progress)
+    meta = {"dataset": dataset.name, "sigma": sigma, "objective": loss.describe(), "seed": seed,
+            "training": report.as_dict(), **_test_accuracies(model, dataset, sigma, seed, device)}
+    _save(model, out, meta, parameters or {}, started, device)
+    return report, meta
+
+
+def train_denoiser_for(data: str, classifier: str, out: str | Path, *, sigma: float, objective: str = "mse",
+                       mse_epochs: int | None = None, depth: int = 4, width: int = 16, epochs: int = 20,
+                       batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+                       progress: bool = True, parameters: dict | None = None) -> tuple[TrainingReport, dict]:
+    """Train a DnCNN denoiser in front of the frozen ``classifier`` checkpoint; write the composed ``f(D(x))``
+    checkpoint ``out`` and its sidecar.  Returns the training report and the checkpoint's metadata."""
+    started = utc_now()
+    dataset = Dataset.load(data)
+    [(base, base_meta)] = load_models([classifier], dataset, data)
+    torch.manual_seed(seed)  # the denoiser's initialisation
+    model = compose(base, depth, width)
+    loss = DenoiserObjective(model.classifier, sigma, objective, mse_epochs)
+    generator = torch.Generator().manual_seed(derived_seed(seed, 1))
+    report = train_denoiser(model, loss, dataset.x_train, epochs=epochs, batch_size=batch_size, lr=lr,
+                            generator=generator, device=device, progress=progress)
+    accuracies = _test_accuracies(model, dataset, sigma, seed, device)
+    trained_with = base_meta.get("objective")
+    meta = {"dataset": dataset.name, "sigma": sigma, "objective": {**loss.describe(), "depth": depth, "width": width},
+            "seed": seed, "training": report.as_dict(), **accuracies,
+            "classifier": {"checkpoint": classifier, "sha256": base_meta["sha256"], "sigma": base_meta.get("sigma"),
+                           "objective": (trained_with.get("objective") if isinstance(trained_with, dict)
+                                         else trained_with),
+                           "train_seconds": base_meta.get("training", {}).get("seconds")}}
+    _save(model, out, meta, parameters or {}, started, device)
+    return report, meta
+
+
+def fit_sween_weights(data: str, checkpoints: Sequence[str], out: str | Path, *, sigma: float | None = None,
+                      max_examples: int = 500, copies: int = 8, steps: int = 300, seed: int = 0, device: str = "cpu",
+                      parameters: dict | None = None) -> dict:
+    """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen).
+
+    Writes the JSON record ``out`` that ``certify --params-file`` reads (``{"params": {"weights": [...]}, "fit":
+    {...}}`` with the provenance fields) and returns its ``fit`` entry (examples, copies, steps, sigma, mixture).
+    """
+    started = utc_now()
+    dataset = Dataset.load(data)
+    loaded = load_models(checkpoints, dataset, data)
+    sigma = training_sigma(loaded[0][1], sigma, checkpoints[0])
+    examples = min(max_examples, len(dataset.x_train))
+    generator = torch.Generator().manual_seed(derived_seed(seed, 0))
+    pick = torch.randperm(len(dataset.x_train), generator=generator)[:examples]
+    weights = fit_weights([m for m, _ in loaded], dataset.x_train[pick], dataset.y_train[pick], sigma,
+                          copies=copies, steps=steps, generator=generator)
+    mixture = torch.softmax(torch.tensor(weights), 0).tolist()
+    record = {"examples": examples, "copies": copies, "steps": steps, "sigma": sigma, "mixture": mixture}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_sidecar(out, parameters or {}, started, device, params={"weights": weights}, fit=record,
+                  checkpoint_sha256=[meta["sha256"] for _, meta in loaded])
+    return record
