@@ -41,6 +41,13 @@ def test_diagonal_noise_matches_the_closed_form_and_soft_ball_keeps_the_decision
     assert torch.equal(SoftBall(oracle)(xs).argmax(1), oracle(xs).argmax(1))
 
 
+def test_methods_declare_the_noise_they_pick():
+    from rsscale.violations import supported
+
+    assert {"cohen", "ddrs", "qcrs", "ancer", "isrs"} <= set(supported())
+    assert "dsrs" not in supported()
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="no violation search"):
         run_violations({"dsrs": BASE}, dim=4, ball_radius=1.0, sigma=0.5, inputs=2, far=2.0)

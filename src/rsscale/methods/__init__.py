@@ -20,6 +20,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pkgutil
+import sys
 from pathlib import Path
 
 from rsscale.methods.base import Certifier, available, build, family, info, register
@@ -33,8 +34,10 @@ PLUGINS_VARIABLE = "RSSCALE_PLUGINS"
 def _load_file(path: Path) -> None:
     if not path.is_file():
         raise ImportError(f"{PLUGINS_VARIABLE}: no such plug-in file {str(path)!r}")
-    spec = importlib.util.spec_from_file_location(f"rsscale_plugin_{path.stem}", path)
+    name = f"rsscale_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
 
 

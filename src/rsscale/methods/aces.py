@@ -47,8 +47,7 @@ from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian, NoiseDistribution
 from rsscale.oracles import IntervalClassifier, unit_vector
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_inputs, check_sample_size
+from rsscale.smooth import check_inputs
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -104,8 +103,7 @@ class Aces(Certifier):
         self.theta = check_thetas(theta)[0]
         self.check_sampling(sigma, n0, n, alpha)
         self.noise = Gaussian(self.sigma)
-        self.batch_size = check_sample_size("batch_size", batch_size)
-        self.set_model(model, num_classes, device)
+        self.set_model(model, num_classes, device, batch_size)
         self.core = _core_model(core).to(self.device).eval()
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
@@ -132,8 +130,7 @@ class Aces(Certifier):
         order = sorted(set(thetas))
         c, buckets = self.num_classes, len(order) + 1
         start = time.perf_counter()
-        sampler = Sampler(self.model, self.noise, c * buckets, self.batch_size, self.device,
-                          vote=entropy_vote(c, order))
+        sampler = self.new_sampler(self.noise, c * buckets, entropy_vote(c, order))
         top = sampler.counts(xs, self.n0, generator).view(len(xs), c, buckets).sum(2).argmax(dim=1)
         joint = sampler.counts(xs, self.n, generator).view(len(xs), c, buckets)
         hits = joint[torch.arange(len(xs)), top].sum(1).numpy()

@@ -73,7 +73,6 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
 from rsscale.smooth import check_sample_size, estimate
 
 STRATEGIES = ("horvath", "betting", "union")
@@ -120,9 +119,8 @@ class Adaptive(Certifier):
         self.stages = scaled_stages(stages, self.n)
         self.first, self.growth = check_sample_size("first", first), float(growth)
         self.checkpoints = geometric_checkpoints(self.first, self.growth, self.n)
-        self.set_model(model, num_classes, device)
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.sampler = self.new_sampler(self.noise)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """All inputs share forward passes; each check step draws one batch for the inputs still undecided.

@@ -39,7 +39,7 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.common import OptimisedNoiseCertifier, l2_certificates
 from rsscale.noise import DiagonalGaussian
-from rsscale.sampling import Sampler, device_generator, reparameterized_probs
+from rsscale.sampling import device_generator, reparameterized_probs
 from rsscale.smooth import estimate, select
 
 #: Adam's decay rates (the paper optimises theta with Adam at PyTorch's defaults).
@@ -66,7 +66,7 @@ class ANCER(OptimisedNoiseCertifier):
         if not (self.kappa >= 0 and math.isfinite(self.kappa)):
             raise ValueError(f"kappa must be a finite number >= 0, got {kappa}")
         self.noise = DiagonalGaussian(torch.ones(1))
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def optimise_thetas(self, xs: torch.Tensor, generator=None) -> torch.Tensor:
         """The optimised theta ``[inputs, *shape]`` (on the CPU) of each input (module docstring)."""

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from rsscale.certificate import Certificate
-from rsscale.sampling import resolve_device
+from rsscale.noise import NoiseDistribution
+from rsscale.sampling import Sampler, VoteFunction, argmax_vote, resolve_device
 from rsscale.smooth import check_inputs, check_sample_size, check_sampling
 
 
@@ -47,12 +48,21 @@ class Certifier(ABC):
         """The checks every family shares: sigma a finite number > 0; n0 <= n positive integers; alpha in (0, 1)."""
         self.sigma, self.n0, self.n, self.alpha = check_sampling(sigma, n0, n, alpha)
 
-    def set_model(self, model: torch.nn.Module, num_classes: int, device) -> None:
-        """The model in eval mode on the device, the number of classes, and the input shape the model declares."""
+    def set_model(self, model: torch.nn.Module, num_classes: int, device, batch_size: int = 1000) -> None:
+        """The model in eval mode on the device, the number of classes, the input shape the model declares, and the
+        number of noisy samples per forward pass."""
         self.num_classes = check_sample_size("num_classes", num_classes)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self.batch_size = check_sample_size("batch_size", batch_size)
+
+    def new_sampler(self, noise: NoiseDistribution, num_votes: int | None = None, vote: VoteFunction = argmax_vote,
+                    batch_size: int | None = None) -> Sampler:
+        """A sampler of the model set by :meth:`set_model` under ``noise`` (by default: argmax votes over the
+        classes, the family's batch size)."""
+        return Sampler(self.model, noise, num_votes or self.num_classes, batch_size or self.batch_size, self.device,
+                       vote=vote)
 
     @abstractmethod
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:

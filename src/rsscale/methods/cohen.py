@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from rsscale import harness
-from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
+from rsscale.methods.base import register
+from rsscale.methods.common import SmoothedCertifier
 from rsscale.noise import noise_from_sigma
 from rsscale.smooth import SmoothedClassifier
 
 
 @register
-class Cohen(Certifier):
+class Cohen(SmoothedCertifier):
     name = "cohen"
     summary = "RS with a Clopper-Pearson bound on p_A; Gaussian radius sigma * Phi^-1(p_A)"
     settings_fields = ("sigma", "noise", "n0", "n", "alpha")
@@ -35,15 +35,8 @@ class Cohen(Certifier):
         self.check_sampling(sigma, n0, n, alpha)
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        return self.smoothed.input_shape
-
-    @property
     def noise(self) -> dict:
         return self.smoothed.noise.describe()
-
-    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
-        return self.smoothed.certify_many(xs, self.n0, self.n, self.alpha, generator)
 
     def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         return np.full(len(points), self.sigma)

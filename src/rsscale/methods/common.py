@@ -121,8 +121,39 @@ class OptimisedNoiseCertifier(Certifier):
         if not isinstance(memory, bool):
             raise ValueError(f"memory must be true or false, got {memory!r}")
         self.memory = Memory() if memory else None
-        self.set_model(model, num_classes, device)
-        self.batch_size = check_sample_size("batch_size", batch_size)
+        self.set_model(model, num_classes, device, batch_size)
+
+
+class SmoothedCertifier(Certifier):
+    """A family that is Cohen's CERTIFY (:class:`rsscale.smooth.SmoothedClassifier`: select, estimate, bound,
+    certificate) on a base classifier of its own; its constructor sets ``self.smoothed``."""
+
+    smoothed: SmoothedClassifier
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.smoothed.input_shape
+
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
+        return self.smoothed.certify_many(xs, self.n0, self.n, self.alpha, generator)
+
+
+class EnsembleCertifier(SmoothedCertifier):
+    """Cohen's CERTIFY on an ensemble ``self.ensemble`` of ``members`` models that logs its member evaluations
+    (:func:`certify_counting_evaluations`); :meth:`recorded` adds the family's own numbers to each certificate."""
+
+    ensemble: torch.nn.Module
+
+    @property
+    def members(self) -> int:
+        return len(self.ensemble.members)
+
+    def recorded(self) -> dict:
+        return {}
+
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
+        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator,
+                                            **self.recorded())
 
 
 def _evaluations(log: list[torch.Tensor], num_inputs: int, n0: int, n: int) -> torch.Tensor:

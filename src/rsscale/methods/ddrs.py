@@ -34,7 +34,7 @@ from rsscale import harness
 from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.common import OptimisedNoiseCertifier, ScaledGaussian, certify_at_sigmas, check_sigma_range
-from rsscale.sampling import Sampler, device_generator
+from rsscale.sampling import device_generator
 
 
 def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ class DDRS(OptimisedNoiseCertifier):
         super().__init__(model, num_classes, sigma, n0, n, alpha, n_opt, steps, lr, memory, batch_size, device)
         self.low, self.high = check_sigma_range(low, high, "sigma")
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def optimise_sigmas(self, xs: torch.Tensor, generator=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chosen sigma, soft radius at the start and at the end (each from that step's draws), per input."""

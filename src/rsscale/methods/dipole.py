@@ -46,8 +46,7 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, select
+from rsscale.smooth import select
 
 C_N_COUNTS = ("either", "plus")
 
@@ -123,12 +122,11 @@ class Dipole(Certifier):
         self.pairs = self.n // 2
         self.c_n_count = c_n_count
         self.noise = Gaussian(self.sigma)
-        self.set_model(model, num_classes, device)
-        batch_size = check_sample_size("batch_size", batch_size)
-        self.selector = Sampler(self.model, self.noise, self.num_classes, batch_size, self.device)
-        even = max(2, batch_size - batch_size % 2)  # pairs must not straddle batches
-        self.paired = Sampler(self.model, AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1, even, self.device,
-                              vote=pair_vote(self.num_classes))
+        self.set_model(model, num_classes, device, batch_size)
+        self.selector = self.new_sampler(self.noise)
+        even = max(2, self.batch_size - self.batch_size % 2)  # pairs must not straddle batches
+        self.paired = self.new_sampler(AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1,
+                                       pair_vote(self.num_classes), even)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()

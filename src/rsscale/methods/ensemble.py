@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 
 from rsscale import harness
-from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
-from rsscale.methods.common import certify_counting_evaluations
+from rsscale.methods.base import register
+from rsscale.methods.common import EnsembleCertifier
 from rsscale.noise import Gaussian, noise_from_sigma
 from rsscale.oracles import IntervalClassifier, unit_vector
 from rsscale.smooth import SmoothedClassifier, check_sample_size
@@ -77,7 +76,7 @@ class EnsembleModel(torch.nn.Module):
 
 
 @register
-class Ensemble(Certifier):
+class Ensemble(EnsembleCertifier):
     """Cohen's CERTIFY on the summed-logit ensemble of ``model`` (a list or ModuleList of members)."""
 
     name = "ensemble"
@@ -95,20 +94,11 @@ class Ensemble(Certifier):
         self.check_sampling(sigma, n0, n, alpha)
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        return self.smoothed.input_shape
-
-    @property
-    def members(self) -> int:
-        return len(self.ensemble.members)
-
-    @property
     def consensus(self) -> int:
         return self.ensemble.consensus or self.members
 
-    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
-        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator,
-                                            consensus=self.consensus)
+    def recorded(self) -> dict:
+        return {"consensus": self.consensus}
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:

@@ -41,8 +41,6 @@ from rsscale import harness
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import ScaledGaussian, certify_at_sigmas, l2_radii
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size
 
 #: Levels s1 (log-spaced over the range, endpoints included) at which the Neyman-Pearson bound is evaluated.
 GRID = 3
@@ -111,10 +109,9 @@ class ISRS(Certifier):
             raise ValueError(f"anchor must be a finite number, got {anchor}")
         if not (self.span >= 0 and math.isfinite(self.span)):
             raise ValueError(f"span must be a finite number >= 0, got {span}")
-        self.set_model(model, num_classes, device)
+        self.set_model(model, num_classes, device, batch_size)
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def sigmas(self, xs: torch.Tensor) -> np.ndarray:
         """sigma(x) of each input of a batch (module docstring)."""

@@ -146,9 +146,8 @@ class ISS(Certifier):
         self.noise = Gaussian(self.sigma)
         self.table = iss_table(self.sigma, self.n, self.alpha, decline, decline_type)
         self.decline, self.decline_type = float(decline), decline_type
-        self.set_model(model, num_classes, device)
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.sampler = self.new_sampler(self.noise)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """Pilot for all inputs in shared batches, then the per-input sizes (:func:`counts_per_input`, shared too).

@@ -36,7 +36,6 @@ from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import ScaledGaussian, certify_at_sigmas, check_sigma_range, check_steps
-from rsscale.sampling import Sampler
 from rsscale.smooth import check_sample_size
 
 
@@ -68,10 +67,9 @@ class QCRS(Certifier):
         self.probe = float(probe)
         if not (0 < self.probe < 1):
             raise ValueError(f"probe (relative step of the slope test) must lie in (0, 1), got {self.probe}")
-        self.set_model(model, num_classes, device)
+        self.set_model(model, num_classes, device, batch_size)
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def _counts(self, xs, sigmas, num_samples, generator):
         self.noise.start(sigmas, num_samples)

@@ -48,8 +48,8 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, argmax_vote
-from rsscale.smooth import check_sample_size, estimate, select
+from rsscale.sampling import argmax_vote
+from rsscale.smooth import estimate, select
 
 _PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -164,9 +164,8 @@ class SecondOrder(Certifier):
             raise ValueError(f"truncation must be a finite number > 0, got {truncation}")
         self.truncation = float(truncation)
         self.noise = Gaussian(self.sigma)
-        self.batch_size = check_sample_size("batch_size", batch_size)
-        self.set_model(model, num_classes, device)
-        self.selector = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.selector = self.new_sampler(self.noise)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
@@ -175,8 +174,7 @@ class SecondOrder(Certifier):
         kept = _KeptGaussian(self.sigma)
         sums = torch.zeros(len(xs), dim, dtype=torch.float64)
         vote = _stein_vote(kept, top, self.n, sums, math.sqrt(dim) + self.truncation)
-        estimator = Sampler(self.model, kept, self.num_classes, self.batch_size, self.device, vote=vote)
-        hits = estimate(estimator, xs, self.n, top, generator)
+        hits = estimate(self.new_sampler(kept, vote=vote), xs, self.n, top, generator)
         p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha * (1 - self.gradient_alpha)))
         mean_norm = (sums / self.n).norm(dim=1).numpy()
         gamma = gradient_upper_bound(mean_norm, self.n, dim, self.alpha * self.gradient_alpha, self.truncation)

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from rsscale import harness
-from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
-from rsscale.methods.common import certify_counting_evaluations
+from rsscale.methods.base import register
+from rsscale.methods.common import EnsembleCertifier
 from rsscale.methods.ensemble import ENSEMBLE_THRESHOLDS
 from rsscale.noise import Gaussian
 from rsscale.oracles import IntervalClassifier, unit_vector
@@ -134,7 +133,7 @@ class WeightedEnsemble(torch.nn.Module):
 
 
 @register
-class SWEEN(Certifier):
+class SWEEN(EnsembleCertifier):
     """Cohen's CERTIFY on the weighted ensemble of ``model`` (a list of members) with weight logits ``weights``."""
 
     name = "sween"
@@ -151,19 +150,8 @@ class SWEEN(Certifier):
         self.check_sampling(sigma, n0, n, alpha)
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        return self.smoothed.input_shape
-
-    @property
-    def members(self) -> int:
-        return len(self.ensemble.members)
-
-    @property
     def adaptive(self) -> bool:
         return self.ensemble.adaptive
-
-    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
-        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator)
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:

@@ -82,8 +82,7 @@ from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, PolarBound, S
 from rsscale.methods.dsrs.radius import SECONDARIES, check_k, dsrs_bound, dsrs_radius, np_radius
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
 from rsscale.oracles import BallClassifier, IntervalClassifier, unit_vector
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, estimate, select
+from rsscale.smooth import estimate, select
 
 __all__ = ["DSRS", "SECONDARIES", "DSRSBound", "GeneralizedDSRSBound", "PolarBound", "ScaledGeneralizedDSRSBound",
            "dsrs_bound", "dsrs_radius", "np_radius"]
@@ -105,12 +104,8 @@ class DSRS(Certifier):
         bound = dsrs_bound(self.sigma, 1, secondary, truncation, sigma_q)  # validates; dim 1 stands in for d
         self.secondary, self.truncation = secondary, truncation
         self.sigma_q = bound.param if secondary == "scaled" else None
-        self.batch_size = check_sample_size("batch_size", batch_size)
-        self.set_model(model, num_classes, device)
-        self.primary = self._sampler(GeneralizedGaussian(self.sigma, self.k) if self.k else Gaussian(self.sigma))
-
-    def _sampler(self, noise: NoiseDistribution) -> Sampler:
-        return Sampler(self.model, noise, self.num_classes, self.batch_size, self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.primary = self.new_sampler(GeneralizedGaussian(self.sigma, self.k) if self.k else Gaussian(self.sigma))
 
     def bound(self, dim: int) -> DSRSBound | PolarBound:
         return dsrs_bound(self.sigma, dim, self.secondary, self.truncation, self.sigma_q, self.k)
@@ -130,7 +125,7 @@ class DSRS(Certifier):
         start = time.perf_counter()
         top = select(self.primary, xs, self.n0, generator)
         count_p = estimate(self.primary, xs, self.n, top, generator)
-        count_q = estimate(self._sampler(self.secondary_noise(dim)), xs, self.n, top, generator)
+        count_q = estimate(self.new_sampler(self.secondary_noise(dim)), xs, self.n, top, generator)
         sampling = (time.perf_counter() - start) / len(xs)
         p_lower, p_upper = clopper_pearson_interval(count_p, self.n, self.alpha / 2)
         q_lower, q_upper = clopper_pearson_interval(count_q, self.n, self.alpha / 2)
