@@ -81,6 +81,16 @@ def test_a_plugin_module_name_and_a_bad_entry(plugin, tmp_path, monkeypatch):
         methods.load_plugins()
 
 
+def test_an_installed_package_plugs_in_through_the_entry_point_group(plugin, tmp_path):
+    """A package on the path whose metadata declares ``cohen_plugin`` in the group ``rsscale.methods``."""
+    info = plugin.parent / "cohen_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cohen-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{methods.ENTRY_POINT_GROUP}]\ncohen_plugin = cohen_plugin\n")
+    listed = _rsscale("methods", env=_env("", pythonpath=plugin.parent), cwd=tmp_path)
+    assert listed.returncode == 0 and "cohen_plugin" in listed.stdout, listed.stderr
+
+
 @pytest.mark.slow
 def test_a_plugin_runs_in_the_workflow_from_one_config_entry(plugin, tmp_path):
     before = _status()

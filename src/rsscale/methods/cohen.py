@@ -25,7 +25,6 @@ from rsscale.smooth import SmoothedClassifier
 class Cohen(SmoothedCertifier):
     name = "cohen"
     summary = "RS with a Clopper-Pearson bound on p_A; Gaussian radius sigma * Phi^-1(p_A)"
-    settings_fields = ("sigma", "noise", "n0", "n", "alpha")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None, noise: str = "gaussian",
@@ -34,15 +33,11 @@ class Cohen(SmoothedCertifier):
                                            autocast=autocast, channels_last=channels_last, compile=compile)
         self.check_sampling(sigma, n0, n, alpha)
 
-    @property
-    def noise(self) -> dict:
-        return self.smoothed.noise.describe()
-
     def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         return np.full(len(points), self.sigma)
 
     def settings(self) -> dict:
-        return {**super().settings(), **self.smoothed.sampler.settings()}
+        return {**super().settings(), "noise": self.smoothed.noise.describe(), **self.smoothed.sampler.settings()}
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:

@@ -121,7 +121,7 @@ def projection_norms(U: torch.Tensor) -> tuple[float, float]:
 class Projected(Cohen):
     name = "projected"
     summary = "Cohen's CERTIFY in the top-p PCA subspace (Pfrommer et al. 2023): an l2 cylinder, l_q radius r / kappa_q"
-    settings_fields = (*Cohen.settings_fields, "rank", "kappa_1", "kappa_inf")
+    settings_fields = ("sigma", "n0", "n", "alpha", "rank", "kappa_1", "kappa_inf")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None):
