@@ -10,54 +10,10 @@ abstain; else certify the largest r such that every f' : R^d -> [0, 1] with
 pL <= E_P f' <= pU and qL <= E_Q f' <= qU keeps E_P f'(. + delta) > 1/2 for
 ||delta|| <= r (Theorem 1 of the paper).
 
-The worst case at ||delta|| = r (rotate delta to r e_1).  By the generalized
-Neyman-Pearson lemma the minimizing f' is the indicator of
-``A = {z : p(z - r e_1) < lam1 p(z) + lam2 q(z)}``, where
-``p(z - r e_1) / p(z) = exp(l(z_1))``, ``l(z_1) = (2 r z_1 - r^2) / (2 sigma^2)``.
-Its value S(r) = P(A - r e_1) is at least the plain Neyman-Pearson value
-Phi(Phi^-1(pL) - r / sigma) (DSRS adds constraints), with equality when the NP
-half-space {z_1 < sigma Phi^-1(pL)} already meets the Q interval.  Otherwise
-one Q bound binds, and (the value is convex in the two masses) the P mass
-sits at pL, or at the P mass of the best set that meets the Q bound alone when
-that lies in [pL, pU], or at pU.
-
-* truncated Q (P conditioned on ||z|| <= T, ball mass Z): q / p = 1{ball} / Z,
-  so A = {z_1 < a_in} in the ball and {z_1 < a_out} outside, and the masses
-  fix both thresholds independently of r: the ball part has P mass Z q_B (q_B
-  the binding Q bound) and the outside part max(pL - Z q_B, 0).
-* scaled Q = N(0, sigma_q^2 I) with sigma_q < sigma: q / p is
-  ``(sigma / sigma_q)^d exp(-kappa ||z||^2)``, ``kappa = (1/sigma_q^2 - 1/sigma^2) / 2``,
-  so A is a region in (z_1, rho = ||z_{2..d}||): for lam2 > 0 it is
-  ``{rho^2 < omega - L(z_1) / kappa - z_1^2}`` (plus {z_1 <= b} when lam1 > 0),
-  with ``L = ln|exp(l(z_1)) - lam1|``, ``|lam1| = exp(l(b))`` and ``omega`` carrying lam2;
-  for lam2 < 0 it is ``{z_1 < b, rho^2 > omega - L / kappa - z_1^2}`` with
-  ``L = ln(lam1 - exp(l))``.  Nested root finding (outer on b, inner on omega)
-  matches the two masses.
-
-Every mass is a 1-D integral over z_1 (normal, with the measure's center and
-scale) of a chi-square CDF with d - 1 degrees of freedom for
-rho^2 / scale^2, computed by composite Gauss-Legendre quadrature over the
-center +- 10 standard deviations (panels one standard deviation wide, split
-at the set's breakpoints) with the regularized incomplete gamma functions, so
-d = 100,000 costs as little as d = 10.
-
-The radius must hold for every shift up to it, and S need not decrease in r
-(a Q upper bound makes the worst set a shell, whose shifted mass first rises),
-so instead of the paper's binary search, which assumes it does, we walk up
-from the NP radius (below it S exceeds the NP value, hence 1/2) with steps
-that cannot skip a crossing: each ``P(A - r e_1)`` is Lipschitz in r with
-constant ``L = 1 / (sigma sqrt(2 pi))`` (the total variation between
-N(r, sigma^2) and N(r', sigma^2) in one dimension), hence so is their minimum
-S, and ``S > 1/2`` on ``[r, r + (S(r) - 1/2) / L)``.  The walk stops when its
-step falls below 1e-7 sigma; it converges geometrically when S crosses 1/2
-with a slope near -L (the NP slope) and stops short, never beyond, otherwise.
-Intervals that no classifier can meet (possible only when a bound fails) fall
-back to the NP radius.
-
-The generalized Gaussian primary P_k (``k > 0``) is :class:`GeneralizedDSRSBound`
-with the truncated Q (P_k on a ball) and :class:`ScaledGeneralizedDSRSBound`
-with the scaled Q (P_k at sigma_q, the paper's CIFAR-10 choice), both on the
-polar quadrature of :class:`PolarBound`; k = 0 keeps the code above.
+The radius is computed in :mod:`~rsscale.methods.dsrs.gaussian` (P Gaussian; the worst-case classifier and the
+walk up from the Neyman-Pearson radius), :mod:`~rsscale.methods.dsrs.generalized` (P the generalized Gaussian
+P_k, k > 0, on a polar quadrature) and :mod:`~rsscale.methods.dsrs.numerics` (quadrature and root finding);
+:mod:`~rsscale.methods.dsrs.radius` holds the validated entry points :func:`dsrs_bound` and :func:`dsrs_radius`.
 
 Deviations from the official code: c_A comes from n0 selection samples (the
 official code counts the true label), and the truncation T is fixed per

@@ -1,5 +1,10 @@
-"""The DSRS certificate for the generalized Gaussian primary P_k (k > 0) on a polar quadrature: truncated Q
-(:class:`GeneralizedDSRSBound`) and scaled Q (:class:`ScaledGeneralizedDSRSBound`) (:mod:`rsscale.methods.dsrs`)."""
+"""The DSRS certificate for the generalized Gaussian primary P_k (k > 0) (:mod:`rsscale.methods.dsrs`).
+
+The generalized Gaussian primary P_k (``k > 0``) is :class:`GeneralizedDSRSBound`
+with the truncated Q (P_k on a ball) and :class:`ScaledGeneralizedDSRSBound`
+with the scaled Q (P_k at sigma_q, the paper's CIFAR-10 choice), both on the
+polar quadrature of :class:`PolarBound`; k = 0 is :mod:`rsscale.methods.dsrs.gaussian`.
+"""
 
 from __future__ import annotations
 
