@@ -34,7 +34,8 @@ from rsscale.bounds import clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.dsrs.gaussian import DSRSBound
-from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, PolarBound, ScaledGeneralizedDSRSBound
+from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, ScaledGeneralizedDSRSBound
+from rsscale.methods.dsrs.polar import PolarBound
 from rsscale.methods.dsrs.radius import SECONDARIES, check_k, dsrs_bound, dsrs_radius, np_radius
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
 from rsscale.oracles import BallClassifier, IntervalClassifier, unit_vector

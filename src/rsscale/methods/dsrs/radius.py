@@ -12,7 +12,8 @@ from scipy.special import (
 )
 
 from rsscale.methods.dsrs.gaussian import DSRSBound
-from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, PolarBound, ScaledGeneralizedDSRSBound
+from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, ScaledGeneralizedDSRSBound
+from rsscale.methods.dsrs.polar import PolarBound
 from rsscale.smooth import check_positive, check_sample_size
 
 SECONDARIES = ("truncated", "scaled")
