@@ -52,9 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rsscale import methods
 from rsscale.bounds import clopper_pearson_interval
 from rsscale.certificate import ABSTAIN
-from rsscale.methods import base as registry
 from rsscale.methods.base import Certifier
 from rsscale.noise import NoiseDistribution, noise_from_sigma
 from rsscale.oracles import BallClassifier, IntervalClassifier, marginal_ppf, unit_vector
@@ -135,7 +135,7 @@ def case(method: str, name: str, run: Callable[[int, int, float, Factory], dict[
 def declared_cases(method: str) -> list[Case]:
     """The cases a registered family declares itself (:meth:`~rsscale.methods.base.Certifier.harness_cases` of its
     own class, never inherited), in declaration order."""
-    cls = registry.family(method)
+    cls = methods.family(method)
     entries = cls.harness_cases() if "harness_cases" in vars(cls) else []
     names = [c.name for c in entries]
     if len(set(names)) != len(names) or any(c.method != method for c in entries):
@@ -146,12 +146,12 @@ def declared_cases(method: str) -> list[Case]:
 
 def cases(names: Sequence[str] | None = None) -> list[Case]:
     """The cases of the given methods (default: all registered), method by method."""
-    return [c for method in (registry.available() if names is None else names) for c in declared_cases(method)]
+    return [c for method in (methods.available() if names is None else names) for c in declared_cases(method)]
 
 
 def missing_cases(names: Sequence[str] | None = None) -> list[str]:
     """Registered methods (of ``names``, default all) that declare no harness case."""
-    return [m for m in (registry.available() if names is None else names) if not declared_cases(m)]
+    return [m for m in (methods.available() if names is None else names) if not declared_cases(m)]
 
 
 # ---- running --------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def run_case(entry: Case, trials: int, seed: int = 0, alpha: float = 0.05,
     """Run one case with ``trials`` trials; its seed is derived from ``seed`` and the case's key."""
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
-    return entry.run(int(trials), _seed(seed, zlib.crc32(entry.key.encode())), float(alpha), factory or registry.build)
+    return entry.run(int(trials), _seed(seed, zlib.crc32(entry.key.encode())), float(alpha), factory or methods.build)
 
 
 def rate_interval(violations: int, trials: int) -> tuple[float, float]:
@@ -248,7 +248,7 @@ def verdict(violations: int, trials: int, alpha: float, sound: bool = True) -> s
 def summarize(entry: Case, outcomes: Mapping[str, Outcome], alpha: float, sound: bool | None = None,
               seconds: float = math.nan) -> list[dict]:
     """One table row per norm of a case's outcomes (``sound`` defaults to the registry's flag)."""
-    sound = registry.info(entry.method).sound if sound is None else sound
+    sound = methods.info(entry.method).sound if sound is None else sound
     rows = []
     for norm_name, outcome in outcomes.items():
         trials, bad = len(outcome), int(outcome.violations().sum())
@@ -281,9 +281,9 @@ def run_harness(trials: int, names: Sequence[str] | None = None, seed: int = 0, 
                 report: Callable[[dict], object] | None = None) -> list[dict]:
     """Every case of the given methods (default: all registered) at ``trials`` per case (see :meth:`Case.trials_for`);
     rows as in :data:`COLUMNS`, with a 'no case' row for each method without a case.  ``report`` gets each row."""
-    names = registry.available() if names is None else list(names)
+    names = methods.available() if names is None else list(names)
     for name in names:
-        registry.info(name)  # unknown names raise here
+        methods.info(name)  # unknown names raise here
     known = [c.key for c in cases()]
     unknown = set(limits or {}) - set(known)
     if unknown:
