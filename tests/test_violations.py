@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rsscale.oracles import BallClassifier
-from rsscale.violations import SoftBall, run_violations, smoothed_classes
+from rsscale.violations import SoftBall, run_violations, smoothed_classes, supported
 
 BASE = {"n0": 20, "n": 1000, "alpha": 0.001, "batch_size": 2000}
 
@@ -42,8 +42,6 @@ def test_diagonal_noise_matches_the_closed_form_and_soft_ball_keeps_the_decision
 
 
 def test_methods_declare_the_noise_they_pick():
-    from rsscale.violations import supported
-
     assert {"cohen", "ddrs", "qcrs", "ancer", "isrs"} <= set(supported())
     assert "dsrs" not in supported()
 
