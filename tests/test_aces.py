@@ -8,8 +8,7 @@ import torch
 import rsscale
 from oracles import IntervalClassifier, allowed_rate, unit_vector, violation_rate
 from rsscale import ABSTAIN, Gaussian
-from rsscale.harness import SelectiveInterval, selective_truth
-from rsscale.methods.aces import entropy_vote, normalized_entropy
+from rsscale.methods.aces import SelectiveInterval, entropy_vote, normalized_entropy, selective_truth
 from rsscale.models import build_model, save_checkpoint
 
 SIGMA = 0.5

@@ -9,7 +9,7 @@ from scipy.stats import norm
 import rsscale
 from oracles import IntervalClassifier, allowed_rate, unit_vector, violation_rate
 from rsscale import ABSTAIN, Gaussian
-from rsscale.harness import denoised_oracle
+from rsscale.methods.denoised import denoised_oracle
 from rsscale.models import DnCNN, build_model, load_checkpoint, save_checkpoint
 from rsscale.training.denoiser import DenoiserObjective, compose, train_denoiser
 

@@ -53,7 +53,7 @@ def rows():
 
 
 def test_every_registered_method_has_a_case():
-    """A new method family must add a harness case (rsscale.harness.case) before this passes."""
+    """A new method family must declare a harness case (its class's harness_cases) before this passes."""
     assert harness.missing_cases() == [], f"registered methods without a harness case: {harness.missing_cases()}"
     assert {c.method for c in harness.cases()} == set(rsscale.methods.available())
     assert len({c.key for c in harness.cases()}) == len(harness.cases())
@@ -109,6 +109,36 @@ def test_a_method_without_a_case_is_reported(monkeypatch):
     (row,) = harness.run_harness(10, names=["unchecked"])
     assert row["verdict"] == "no case" and row["trials"] == 0
     assert "no harness case" in harness.format_row(row)
+
+
+def test_cases_are_declared_by_the_family_and_never_inherited(monkeypatch):
+    class Declared(Cohen):
+        name = "declared"
+
+        @classmethod
+        def harness_cases(cls):
+            return [harness.half_space_case(cls.name, "gaussian", 2, axis=0)]
+
+    class Inheriting(Declared):
+        name = "inheriting"
+
+    monkeypatch.setitem(base._REGISTRY, "declared", Declared)
+    monkeypatch.setitem(base._REGISTRY, "inheriting", Inheriting)
+    assert [c.key for c in harness.cases(["declared"])] == ["declared/gaussian-axis-d2"]
+    assert harness.missing_cases(["declared", "inheriting"]) == ["inheriting"]
+    (row,) = harness.run_harness(50, names=["declared"])
+    assert row["trials"] == 50 and row["verdict"] == "sound"
+
+    class Foreign(Cohen):
+        name = "foreign"
+
+        @classmethod
+        def harness_cases(cls):
+            return [harness.half_space_case("cohen", "gaussian", 2, axis=0)]
+
+    monkeypatch.setitem(base._REGISTRY, "foreign", Foreign)
+    with pytest.raises(ValueError, match="harness cases of 'foreign' must be its own"):
+        harness.cases(["foreign"])
 
 
 def test_runs_are_deterministic_and_longer_runs_extend_shorter_ones():

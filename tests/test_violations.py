@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rsscale.oracles import BallClassifier
-from rsscale.violations import SoftBall, run_violations, smoothed_classes
+from rsscale.violations import SoftBall, run_violations, smoothed_classes, supported
 
 BASE = {"n0": 20, "n": 1000, "alpha": 0.001, "batch_size": 2000}
 
@@ -39,6 +39,11 @@ def test_diagonal_noise_matches_the_closed_form_and_soft_ball_keeps_the_decision
     assert exact.tolist() == [0, 0, 1, 1] and mc.tolist() == exact.tolist()
     xs = torch.randn(500, 5, generator=torch.Generator().manual_seed(1)) * 1.5
     assert torch.equal(SoftBall(oracle)(xs).argmax(1), oracle(xs).argmax(1))
+
+
+def test_methods_declare_the_noise_they_pick():
+    assert {"cohen", "ddrs", "qcrs", "ancer", "isrs"} <= set(supported())
+    assert "dsrs" not in supported()
 
 
 def test_bad_settings():

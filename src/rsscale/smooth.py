@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from rsscale.bounds import binomial_test_pvalue, check_alpha, clopper_pearson_lower
@@ -39,12 +40,29 @@ def check_sample_size(name: str, value: int) -> int:
     return int(value)
 
 
+def check_positive(name: str, value) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
 def check_selection_and_estimation(n0: int, n: int) -> tuple[int, int]:
     """Validate CERTIFY's sample sizes: both positive integers, n0 <= n."""
     n0, n = check_sample_size("n0", n0), check_sample_size("n", n)
     if n0 > n:
         raise ValueError(f"n0 (selection samples, {n0}) must not exceed n (estimation samples, {n})")
     return n0, n
+
+
+def check_sampling(sigma: float, n0: int, n: int, alpha: float) -> tuple[float, int, int, float]:
+    """The checks every certification shares: sigma a finite number > 0, n0 <= n positive integers, alpha in (0, 1)."""
+    n0, n = check_selection_and_estimation(n0, n)
+    return check_positive("sigma", sigma), n0, n, check_alpha(alpha)
 
 
 def check_inputs(xs: torch.Tensor, input_shape: tuple[int, ...] | None, batched: bool) -> torch.Tensor:
@@ -66,6 +84,17 @@ def check_inputs(xs: torch.Tensor, input_shape: tuple[int, ...] | None, batched:
     if not bool(torch.isfinite(xs).all()):
         raise ValueError("inputs contain NaN or infinite values")
     return xs
+
+
+def select(sampler: Sampler, xs: torch.Tensor, n0: int, generator=None, progress=None) -> torch.Tensor:
+    """SELECT: c_A of each input, the most frequent class of ``n0`` noisy samples."""
+    return sampler.counts(xs, n0, generator, progress).argmax(dim=1)
+
+
+def estimate(sampler: Sampler, xs: torch.Tensor, n: int, top: torch.Tensor, generator=None,
+             progress=None) -> np.ndarray:
+    """ESTIMATE: how many of ``n`` fresh noisy samples of each input are classified ``top`` (its c_A)."""
+    return sampler.counts(xs, n, generator, progress).gather(1, top[:, None]).squeeze(1).numpy()
 
 
 class SmoothedClassifier:
@@ -127,10 +156,8 @@ class SmoothedClassifier:
         n0, n = check_selection_and_estimation(n0, n)
         alpha = check_alpha(alpha)
         start = time.perf_counter()
-        selection = self.sampler.counts(xs, n0, generator, progress)
-        top = selection.argmax(dim=1)
-        estimation = self.sampler.counts(xs, n, generator, progress)
-        hits = estimation.gather(1, top[:, None]).squeeze(1).numpy()
+        top = select(self.sampler, xs, n0, generator, progress)
+        hits = estimate(self.sampler, xs, n, top, generator, progress)
         p_lower = clopper_pearson_lower(hits, n, alpha)
         seconds = (time.perf_counter() - start) / len(xs)
         dim = math.prod(xs.shape[1:])

@@ -17,13 +17,14 @@ and ``random_points`` uniformly random directions, at each fraction f of :data:`
 is the boundary), asks the method for its noise at those points and counts a *violation* where g(x') != k.  A
 sound certificate (constant noise: Cohen; ISRS) is violated only with probability <= alpha per input (through its
 confidence bound), so the count is the evidence: a violation of an unsound method is a concrete counterexample.
+Each method says which noise it picks at a point itself (:attr:`rsscale.methods.base.Certifier.noise_at`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -41,14 +42,10 @@ COLUMNS = ["method", "sound", "inputs", "certified", "points", "violations", "in
            "first_distance", "first_class", "first_radius", "first_offset", "first_sigma_input", "first_sigma_point",
            "first_class_point", "seconds"]
 
-#: The noise each method picks at a batch of points: ``[points]`` (sigma) or ``[points, d]`` (diagonal theta).
-NOISE_LEVELS: dict[str, Callable[[Certifier, torch.Tensor, torch.Generator], np.ndarray]] = {
-    "cohen": lambda c, xs, gen: np.full(len(xs), c.sigma),
-    "ddrs": lambda c, xs, gen: c.optimise_sigmas(xs, gen)[0],
-    "qcrs": lambda c, xs, gen: c.choose_sigmas(xs, gen),
-    "ancer": lambda c, xs, gen: c.optimise_thetas(xs, gen).flatten(1).double().numpy(),
-    "isrs": lambda c, xs, gen: c.sigmas(xs),
-}
+def supported() -> list[str]:
+    """The registered methods that declare the noise they pick at a point
+    (:attr:`rsscale.methods.base.Certifier.noise_at`)."""
+    return [name for name in methods.available() if methods.family(name).noise_at is not None]
 
 
 def smoothed_classes(oracle: BallClassifier, points: torch.Tensor, levels: np.ndarray, rng: np.random.Generator,
@@ -92,12 +89,12 @@ def search(label: str, certifier: Certifier, oracle: BallClassifier, xs: torch.T
            random_points: int = 8, mc_samples: int = 4000) -> dict:
     """Certify ``xs`` with ``certifier`` (registered as ``label``'s method), search every certified ball; one row."""
     method = label.split("+")[0]
-    if method not in NOISE_LEVELS:
-        raise ValueError(f"no violation search for method {method!r}; supported: {sorted(NOISE_LEVELS)}")
+    if certifier.noise_at is None:
+        raise ValueError(f"no violation search for method {method!r}; supported: {supported()}")
     start = time.perf_counter()
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
     certs = certifier.certify_many(xs, generator=generator)
-    own = NOISE_LEVELS[method](certifier, xs, generator)
+    own = certifier.noise_at(xs, generator)
     row = {"method": label, "sound": methods.info(method).sound, "inputs": len(xs), "points": 0, "violations": 0,
            "inputs_violated": 0, **{c: math.nan for c in COLUMNS if c.startswith("first_")}}
     row["certified"] = sum(c.prediction != ABSTAIN for c in certs)
@@ -109,7 +106,7 @@ def search(label: str, certifier: Certifier, oracle: BallClassifier, xs: torch.T
         units = directions(flat[i], center, random_points, generator)
         offsets = torch.tensor(FRACTIONS, dtype=torch.float64)[:, None, None] * cert.radius * units
         points = (flat[i] + offsets.reshape(-1, flat.shape[1])).float().view(-1, *xs.shape[1:])
-        levels = NOISE_LEVELS[method](certifier, points, generator)
+        levels = certifier.noise_at(points, generator)
         classes = smoothed_classes(oracle, points, np.asarray(levels, dtype=float), rng, mc_samples)
         bad = np.nonzero((classes >= 0) & (classes != cert.prediction))[0]
         row["points"] += len(points)

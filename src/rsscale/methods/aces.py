@@ -40,13 +40,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsscale.bounds import check_alpha, clopper_pearson_lower
+from rsscale import harness
+from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
+from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
-from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.noise import Gaussian, NoiseDistribution
+from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.smooth import check_inputs
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -87,24 +88,22 @@ def _core_model(core) -> torch.nn.Module:
 
 
 @register
-class Aces(BatchCertifier):
+class Aces(Certifier):
     """F's smoothed class where the entropy selector certifies F, else the core model's class (uncertified)."""
 
     name = "aces"
     summary = ("ACES (Horvath et al. 2022): entropy selector and F smoothed from one sample set (alpha/2 each), "
                "core model where F is not selected (radius 0, no certificate)")
+    settings_fields = ("sigma", "theta", "n0", "n", "alpha")
 
     def __init__(self, model, num_classes: int, sigma: float, core=None, theta: float = 0.5, n0: int = 100,
                  n: int = 100_000, alpha: float = 0.001, batch_size: int = 1000, device=None):
         if core is None:
             raise ValueError("aces needs a core model: core=<torch.nn.Module or checkpoint path>")
         self.theta = check_thetas(theta)[0]
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.noise = Gaussian(sigma)
-        self.sigma = self.noise.sigma
-        self.batch_size = check_sample_size("batch_size", batch_size)
-        self._set_model(model, num_classes, device)
+        self.check_sampling(sigma, n0, n, alpha)
+        self.noise = Gaussian(self.sigma)
+        self.set_model(model, num_classes, device, batch_size)
         self.core = _core_model(core).to(self.device).eval()
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
@@ -131,8 +130,7 @@ class Aces(BatchCertifier):
         order = sorted(set(thetas))
         c, buckets = self.num_classes, len(order) + 1
         start = time.perf_counter()
-        sampler = Sampler(self.model, self.noise, c * buckets, self.batch_size, self.device,
-                          vote=entropy_vote(c, order))
+        sampler = self.new_sampler(self.noise, c * buckets, entropy_vote(c, order))
         top = sampler.counts(xs, self.n0, generator).view(len(xs), c, buckets).sum(2).argmax(dim=1)
         joint = sampler.counts(xs, self.n, generator).view(len(xs), c, buckets)
         hits = joint[torch.arange(len(xs)), top].sum(1).numpy()
@@ -173,5 +171,72 @@ class Aces(BatchCertifier):
             ))
         return certs
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "theta": self.theta, "n0": self.n0, "n": self.n, "alpha": self.alpha}
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "selective-3class-d16", _selective_case, dim=16)]
+
+
+# The harness case: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second
+# interval oracle says "confident", one-hot x 0.01 (entropy ~1) elsewhere; for theta in (0.01, 0.99) the selector is
+# that second oracle, and the core model a third one: g = g_F where g_s = 1, else core, all functions of u . x
+class SelectiveInterval(torch.nn.Module):
+    """Logits ``onehot(classes(x)) * (100 if confident(x) says 1 else 0.01)`` (both interval oracles on the same u)."""
+
+    def __init__(self, classes: IntervalClassifier, confident: IntervalClassifier):
+        super().__init__()
+        self.classes, self.confident = classes, confident
+        self.input_shape = classes.input_shape
+
+    def forward(self, x):
+        return self.classes(x) * (0.01 + 99.99 * self.confident(x)[:, 1:2])
+
+
+def selective_truth(classes: IntervalClassifier, confident: IntervalClassifier, core: IntervalClassifier, t,
+                    noise: NoiseDistribution, reach: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """g's class and true l2 radius at projections t for ``g = g_F if g_s = 1 else core``: g is constant between the
+    change points of g_F, g_s and core, so its radius is the distance to the nearest of those where g changes."""
+    t = np.asarray(t, dtype=float)
+
+    def g(points):
+        points = np.asarray(points, dtype=float)
+        plain = core.labels[(points[..., None] >= core.thresholds).sum(-1)]
+        return np.where(confident.smoothed_class(points, noise) == 1, classes.smoothed_class(points, noise), plain)
+
+    lo, hi = float(t.min()) - reach, float(t.max()) + reach
+    points = np.concatenate([classes.change_points(noise, lo, hi), confident.change_points(noise, lo, hi),
+                             core.thresholds])
+    points = points[g(points - 1e-7) != g(points + 1e-7)]
+    radius = np.abs(t[:, None] - points).min(axis=1) if points.size else np.full(t.shape, np.inf)
+    return g(t), radius
+
+
+class _CertifiedOnly:
+    """A certifier whose uncertified predictions (ACES's core fallback, radius 0, no claim) read as ABSTAIN."""
+
+    def __init__(self, certifier):
+        self.certifier = certifier
+
+    def certify_many(self, xs, generator=None):
+        certs = self.certifier.certify_many(xs, generator=generator)
+        for cert in certs:
+            if not cert.extra["certified"]:
+                cert.prediction = ABSTAIN
+        return certs
+
+
+def _selective_case(trials, seed, alpha, factory):
+    """F: classes 0 | 1 | 2 split at u . x = -0.5, 0.5, confident (entropy ~0) for u . x >= -0.2, else entropy ~1;
+    theta = 0.5; core: class 2 (u random, d = 16); t ~ U(-0.6, 1.3); true radius: distance to the nearest change of
+    g = g_F where g_s = 1 else core (tight at both the selector's and F's boundary)"""
+    u = unit_vector(16, None, 2)
+    classes = IntervalClassifier(u, [-0.5, 0.5], [0, 1, 2], num_classes=3)
+    confident = IntervalClassifier(u, [-0.2], [0, 1], num_classes=2)
+    core = IntervalClassifier(u, [], [2], num_classes=3)
+    certifier = harness.build(factory, "aces", SelectiveInterval(classes, confident), 3, harness.N, alpha, 16,
+                              core=core, theta=0.5)
+    xs, predictions, radii = harness.collect(
+        _CertifiedOnly(certifier), lambda count, gen, rng: classes.inputs_at(rng.uniform(-0.6, 1.3, count), gen),
+        trials, seed, ["l2"])
+    noise = Gaussian(harness.SIGMA)
+    true_class, true_radius = selective_truth(classes, confident, core, classes.projections(xs), noise)
+    return {"l2": harness.Outcome(predictions, radii["l2"], true_class, true_radius)}

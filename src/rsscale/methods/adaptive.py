@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
+from rsscale import harness
 from rsscale.bounds import (
     betting_cs_lower,
     betting_cs_upper,
@@ -68,12 +69,11 @@ from rsscale.bounds import (
     union_bound_lower,
     union_bound_upper,
 )
-from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.iss import l2_radii
+from rsscale.certificate import Certificate
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
+from rsscale.smooth import check_sample_size, estimate
 
 STRATEGIES = ("horvath", "betting", "union")
 #: Horvath et al.'s stage sizes; scaled so that the last stage is n.
@@ -93,7 +93,7 @@ def scaled_stages(stages: Sequence[float], n: int) -> list[int]:
 
 
 @register
-class Adaptive(BatchCertifier):
+class Adaptive(Certifier):
     """Decision at ``r_target`` with early stopping; ``strategy`` in :data:`STRATEGIES` (module docstring)."""
 
     name = "adaptive"
@@ -112,18 +112,15 @@ class Adaptive(BatchCertifier):
         if not (math.isfinite(r) and r >= 0):
             raise ValueError(f"r_target must be a finite number >= 0, got {r_target!r}")
         self.strategy, self.r_target = strategy, r
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
+        self.check_sampling(sigma, n0, n, alpha)
         self.beta = self.alpha if beta is None else check_alpha(beta)
-        self.noise = Gaussian(sigma)
-        self.sigma = self.noise.sigma
+        self.noise = Gaussian(self.sigma)
         self.p_star = float(ndtr(self.r_target / self.sigma))
         self.stages = scaled_stages(stages, self.n)
         self.first, self.growth = check_sample_size("first", first), float(growth)
         self.checkpoints = geometric_checkpoints(self.first, self.growth, self.n)
-        self._set_model(model, num_classes, device)
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.sampler = self.new_sampler(self.noise)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """All inputs share forward passes; each check step draws one batch for the inputs still undecided.
@@ -138,23 +135,13 @@ class Adaptive(BatchCertifier):
         lower = state["lower"]
         implied = np.where(lower > 0.5, self.sigma * ndtri(np.maximum(lower, 0.5)), 0.0)
         passes = state["passes"]
-        certs = []
-        for i in range(len(xs)):
-            certified = state["status"][i] == _CERTIFIED
-            radii = l2_radii(self.r_target if certified else 0.0, dim)
-            certs.append(Certificate(
-                prediction=int(state["candidate"][i]) if certified else ABSTAIN,
-                radius=radii["l2"],
-                p_lower=float(lower[i]),
-                forward_passes=int(passes[i]),
-                seconds=elapsed * float(passes[i]) / float(passes.sum()),
-                radii=radii,
-                extra={"decision": DECISIONS[state["status"][i]], "r_target": self.r_target,
-                       "candidate": int(state["candidate"][i]), "samples": int(state["samples"][i]),
-                       "count": int(state["count"][i]), "checks": int(state["checks"][i]),
-                       "p_upper": float(state["upper"][i]), "implied_radius": float(implied[i])},
-            ))
-        return certs
+        extras = [{"decision": DECISIONS[state["status"][i]], "r_target": self.r_target,
+                   "candidate": int(state["candidate"][i]), "samples": int(state["samples"][i]),
+                   "count": int(state["count"][i]), "checks": int(state["checks"][i]),
+                   "p_upper": float(state["upper"][i]), "implied_radius": float(implied[i])} for i in range(len(xs))]
+        return l2_certificates([int(c) for c in state["candidate"]], state["status"] != _CERTIFIED,
+                               np.full(len(xs), self.r_target), lower, passes, elapsed * passes / float(passes.sum()),
+                               dim, extras)
 
     def _empty_state(self, num: int) -> dict[str, np.ndarray]:
         return {"candidate": np.zeros(num, dtype=np.int64), "status": np.full(num, _BUDGET),
@@ -171,8 +158,7 @@ class Adaptive(BatchCertifier):
         return rows[~(certified | ruled_out)]
 
     def _hits(self, xs, rows, classes, num_samples, generator) -> np.ndarray:
-        counts = self.sampler.counts(xs[torch.from_numpy(rows)], num_samples, generator)
-        return counts.gather(1, torch.from_numpy(classes)[:, None]).squeeze(1).numpy()
+        return estimate(self.sampler, xs[torch.from_numpy(rows)], num_samples, torch.from_numpy(classes), generator)
 
     def _stages(self, xs, generator):
         """Horvath et al.: fresh selection and estimation per stage, bounds at alpha / s and beta / (s - 1)."""
@@ -218,11 +204,13 @@ class Adaptive(BatchCertifier):
             rows = self._decide(state, rows)
         return state
 
-    def settings(self) -> dict:
-        settings = {"sigma": self.sigma, "r_target": self.r_target, "strategy": self.strategy, "n0": self.n0,
-                    "n": self.n, "alpha": self.alpha, "beta": self.beta}
-        if self.strategy == "horvath":
-            settings["stages"] = list(self.stages)
-        else:
-            settings.update(first=self.first, growth=self.growth)
-        return settings
+    @property
+    def settings_fields(self) -> tuple[str, ...]:
+        steps = ("stages",) if self.strategy == "horvath" else ("first", "growth")
+        return ("sigma", "r_target", "strategy", "n0", "n", "alpha", "beta", *steps)
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """A decision at r_target = 0.1 (p* = Phi(0.2) = 0.58) on the half-space, for each strategy."""
+        return [harness.half_space_case(cls.name, strategy, 100, axis=None, r_target=0.1, strategy=strategy)
+                for strategy in STRATEGIES]

@@ -33,13 +33,14 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
+from rsscale import harness
 from rsscale.bounds import clopper_pearson_lower
-from rsscale.certificate import ABSTAIN, Certificate
+from rsscale.certificate import Certificate
 from rsscale.methods.base import register
-from rsscale.methods.ddrs import OptimisedNoiseCertifier
-from rsscale.methods.iss import l2_radii
+from rsscale.methods.common import OptimisedNoiseCertifier, l2_certificates
 from rsscale.noise import DiagonalGaussian
-from rsscale.sampling import Sampler, device_generator, reparameterized_probs
+from rsscale.sampling import device_generator, reparameterized_probs
+from rsscale.smooth import estimate, select
 
 #: Adam's decay rates (the paper optimises theta with Adam at PyTorch's defaults).
 ADAM_BETAS = (0.9, 0.999)
@@ -55,6 +56,7 @@ class ANCER(OptimisedNoiseCertifier):
                       "the ellipsoid is not certified for the classifier that answers at the points inside it "
                       "(Sukenik et al. 2022)")
     summary = "ANCER (Eiras et al.): per-coordinate sigma maximising the ellipsoid volume, then Cohen at that noise"
+    settings_fields = ("sigma", "n0", "n", "alpha", "n_opt", "steps", "lr", "kappa")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_opt: int = 100, steps: int = 100, lr: float = 0.04, kappa: float = 2.0, memory: bool = False,
@@ -64,7 +66,7 @@ class ANCER(OptimisedNoiseCertifier):
         if not (self.kappa >= 0 and math.isfinite(self.kappa)):
             raise ValueError(f"kappa must be a finite number >= 0, got {kappa}")
         self.noise = DiagonalGaussian(torch.ones(1))
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def optimise_thetas(self, xs: torch.Tensor, generator=None) -> torch.Tensor:
         """The optimised theta ``[inputs, *shape]`` (on the CPU) of each input (module docstring)."""
@@ -97,23 +99,20 @@ class ANCER(OptimisedNoiseCertifier):
         start = time.perf_counter()
         thetas = self.optimise_thetas(xs, generator)
         self.noise.start(thetas, self.n0)
-        top = self.sampler.counts(xs, self.n0, generator).argmax(dim=1)
+        top = select(self.sampler, xs, self.n0, generator)
         self.noise.start(thetas, self.n)
-        hits = self.sampler.counts(xs, self.n, generator).gather(1, top[:, None]).squeeze(1).numpy()
+        hits = estimate(self.sampler, xs, self.n, top, generator)
         p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha))
         flat = thetas.flatten(1).double()
         lows, geomeans = flat.min(dim=1).values.numpy(), flat.log().mean(dim=1).exp().numpy()
+        abstain = p_lower < 0.5
+        scales = np.where(abstain, 0.0, ndtri(p_lower))
         search = self.steps * self.n_opt
-        certs = []
-        for i, c_a in enumerate(top.tolist()):
-            abstain = p_lower[i] < 0.5
-            scale = 0.0 if abstain else float(ndtri(p_lower[i]))
-            radii = l2_radii(float(lows[i]) * scale, flat.shape[1])
-            certs.append(Certificate(
-                prediction=ABSTAIN if abstain else c_a, radius=radii["l2"], p_lower=float(p_lower[i]),
-                forward_passes=search + self.n0 + self.n, seconds=0.0, radii=radii,
-                extra={"ellipsoid_scale": scale, "theta_min": float(lows[i]), "theta_max": float(flat[i].max()),
-                       "theta_geomean": float(geomeans[i]), "search_passes": search, "count": int(hits[i])}))
+        extras = [{"ellipsoid_scale": float(scales[i]), "theta_min": float(lows[i]), "theta_max": float(flat[i].max()),
+                   "theta_geomean": float(geomeans[i]), "search_passes": search, "count": int(hits[i])}
+                  for i in range(len(xs))]
+        certs = l2_certificates(top.tolist(), abstain, lows * scales, p_lower, search + self.n0 + self.n, 0.0,
+                                flat.shape[1], extras)
         if self.memory is not None:
             self.memory.apply(xs, certs, axes=thetas, scale_key="ellipsoid_scale")
         per_input = (time.perf_counter() - start) / len(xs)
@@ -123,5 +122,13 @@ class ANCER(OptimisedNoiseCertifier):
         return certs
 
     def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_opt": self.n_opt,
-                "steps": self.steps, "lr": self.lr, "kappa": self.kappa, "memory": self.memory is not None}
+        return {**super().settings(), "memory": self.memory is not None}
+
+    def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        return self.optimise_thetas(points, generator).flatten(1).double().numpy()
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """On a half-space g_theta's class is sign(u . x) for every theta and the ellipsoid's inscribed l2 radius
+        min(theta) Phi^-1(p_A) stays below |u . x| (flagged unsound: theta depends on x)."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=2000, n_opt=5, steps=3)]

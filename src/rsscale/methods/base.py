@@ -1,23 +1,31 @@
-"""The interface every method family implements, and the registry."""
+"""The one base class every method family subclasses, and the registry."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rsscale.certificate import Certificate
-from rsscale.sampling import resolve_device
-from rsscale.smooth import check_inputs, check_sample_size
+from rsscale.noise import NoiseDistribution
+from rsscale.sampling import Sampler, VoteFunction, argmax_vote, resolve_device
+from rsscale.smooth import check_inputs, check_sample_size, check_sampling
 
 
 class Certifier(ABC):
-    """A certification procedure for one input at a time.
+    """A certification procedure: certifies a batch of inputs (they may share forward passes) with explicit draws.
 
-    Subclasses set the class attributes below and implement :meth:`certify`;
-    their constructor takes ``model``, ``num_classes``, ``sigma`` and the
-    method's own keyword parameters.
+    A family subclasses this, sets the class attributes below, and implements
+    :meth:`certify_batch` on a checked ``[m, *input_shape]`` tensor.  Its
+    constructor takes ``model``, ``num_classes``, ``sigma`` and the method's own
+    keyword parameters, and calls :meth:`check_sampling` for the checks every
+    family shares.  :meth:`settings` lists the attributes named in
+    :attr:`settings_fields`.  The family declares its soundness-harness cases
+    in :meth:`harness_cases` and, when its noise depends on the input, the
+    noise it picks at any point in :attr:`noise_at` (for the violation search).
     """
 
     #: Registry name, used in configs, file names and tables.
@@ -28,46 +36,45 @@ class Certifier(ABC):
     unsound_reason: str = ""
     #: One line for tables and ``rsscale methods``.
     summary: str = ""
-
-    @abstractmethod
-    def certify(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Certificate:
-        """Certify one input ``x`` (no batch dimension)."""
-
-    def certify_many(self, xs: torch.Tensor, generator: torch.Generator | None = None) -> list[Certificate]:
-        """Certify a batch of inputs; families that can share forward passes override this."""
-        return [self.certify(x, generator) for x in xs]
-
-    def settings(self) -> dict:
-        """The parameters that identify this certifier's run (for provenance and file names)."""
-        return {}
-
-
-class BatchCertifier(Certifier):
-    """A family that certifies a batch of inputs together (the inputs share forward passes).
-
-    Subclasses implement :meth:`certify_batch` on a checked ``[m, *input_shape]`` tensor and an explicit
-    generator (``None`` becomes one seeded from fresh OS entropy); :meth:`certify` is the batch of one.
-    ``input_shape`` (``None``: any shape) is what the inputs are checked against.
-    """
-
+    #: The attributes that identify a run, in the order :meth:`settings` lists them.
+    settings_fields: tuple[str, ...] = ("sigma", "n0", "n", "alpha")
+    #: Shape of one input (``None``: any shape); the inputs are checked against it.
     input_shape: tuple[int, ...] | None = None
+    #: ``noise_at(self, points, generator)``: the noise the method smooths with at each point, ``[points]`` (sigma)
+    #: or ``[points, d]`` (a diagonal theta), for :mod:`rsscale.violations`; ``None``: no violation search.
+    noise_at: Callable[[Certifier, torch.Tensor, torch.Generator], np.ndarray] | None = None
 
-    def _set_model(self, model: torch.nn.Module, num_classes: int, device) -> None:
-        """The model in eval mode on the device, the number of classes, and the input shape the model declares."""
+    def check_sampling(self, sigma: float, n0: int, n: int, alpha: float) -> None:
+        """The checks every family shares: sigma a finite number > 0; n0 <= n positive integers; alpha in (0, 1)."""
+        self.sigma, self.n0, self.n, self.alpha = check_sampling(sigma, n0, n, alpha)
+
+    def set_model(self, model: torch.nn.Module, num_classes: int, device, batch_size: int = 1000) -> None:
+        """The model in eval mode on the device, the number of classes, the input shape the model declares, and the
+        number of noisy samples per forward pass."""
         self.num_classes = check_sample_size("num_classes", num_classes)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.input_shape = tuple(getattr(model, "input_shape", ()) or ()) or None
+        self.batch_size = check_sample_size("batch_size", batch_size)
+
+    def new_sampler(self, noise: NoiseDistribution, num_votes: int | None = None, vote: VoteFunction = argmax_vote,
+                    batch_size: int | None = None) -> Sampler:
+        """A sampler of the model set by :meth:`set_model` under ``noise`` (by default: argmax votes over the
+        classes, the family's batch size)."""
+        return Sampler(self.model, noise, num_votes or self.num_classes, batch_size or self.batch_size, self.device,
+                       vote=vote)
 
     @abstractmethod
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """Certify the inputs ``xs`` (already validated) with draws from ``generator``."""
 
     def certify(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Certificate:
+        """Certify one input ``x`` (no batch dimension)."""
         check_inputs(x, self.input_shape, batched=False)
         return self.certify_many(x.unsqueeze(0), generator)[0]
 
     def certify_many(self, xs, generator: torch.Generator | None = None) -> list[Certificate]:
+        """Certify a batch of inputs (a tensor or a sequence of tensors); ``None`` draws from fresh OS entropy."""
         if isinstance(xs, (list, tuple)):
             xs = torch.stack(list(xs))
         check_inputs(xs, self.input_shape, batched=True)
@@ -75,6 +82,16 @@ class BatchCertifier(Certifier):
             generator = torch.Generator()
             generator.seed()
         return self.certify_batch(xs, generator)
+
+    def settings(self) -> dict:
+        """The parameters that identify this certifier's run (for provenance and file names)."""
+        return {field: getattr(self, field) for field in self.settings_fields}
+
+    @classmethod
+    def harness_cases(cls) -> list:
+        """This family's soundness-harness cases (:class:`rsscale.harness.Case`); a family declares its own, a
+        subclass never inherits them (it is another family)."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -103,7 +120,8 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _lookup(name: str) -> type[Certifier]:
+def family(name: str) -> type[Certifier]:
+    """The registered class of a method family."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name]
@@ -111,13 +129,13 @@ def _lookup(name: str) -> type[Certifier]:
 
 def info(name: str) -> MethodInfo:
     """Soundness flag and summary of a registered family."""
-    cls = _lookup(name)
+    cls = family(name)
     return MethodInfo(cls.name, cls.sound, cls.unsound_reason, cls.summary)
 
 
 def build(name: str, model: torch.nn.Module, num_classes: int, sigma: float, **params) -> Certifier:
     """Instantiate a registered family with its parameters."""
-    cls = _lookup(name)
+    cls = family(name)
     try:
         return cls(model=model, num_classes=num_classes, sigma=sigma, **params)
     except TypeError as err:

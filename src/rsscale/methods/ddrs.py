@@ -8,7 +8,7 @@ Per input x, starting from the model's sigma, maximise the soft radius
 psi_1 >= psi_2 its two largest entries, by ``steps`` steps of gradient ascent ``s <- clip(s + lr dR/ds)`` with fresh
 reparameterised draws e_1..e_m ~ N(0, I) (``m = n_opt``) per step; s is kept in ``[low sigma, high sigma]`` and psi
 in [1e-6, 1 - 1e-6].  Then Cohen's CERTIFY with fresh n0 + n samples at the chosen s(x)
-(:func:`rsscale.methods.qcrs.certify_at_sigmas`).  For a model whose output does not depend differentiably on its
+(:func:`rsscale.methods.common.certify_at_sigmas`).  For a model whose output does not depend differentiably on its
 input (e.g. the one-hot oracles) only the explicit term ``(Phi^-1(psi_1) - Phi^-1(psi_2)) / 2`` of dR/ds remains,
 which raises s while the top class leads.
 
@@ -30,14 +30,11 @@ import time
 import numpy as np
 import torch
 
-from rsscale.bounds import check_alpha
+from rsscale import harness
 from rsscale.certificate import Certificate
-from rsscale.memory import Memory
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.qcrs import ScaledGaussian, certify_at_sigmas
-from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler, device_generator
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
+from rsscale.methods.base import register
+from rsscale.methods.common import OptimisedNoiseCertifier, ScaledGaussian, certify_at_sigmas, check_sigma_range
+from rsscale.sampling import device_generator
 
 
 def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -50,30 +47,6 @@ def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tens
     return sigmas / 2 * (torch.special.ndtri(top[:, 0]) - torch.special.ndtri(top[:, 1]))
 
 
-class OptimisedNoiseCertifier(BatchCertifier):
-    """The set-up shared by the families that tune the noise of each input by ``steps`` gradient steps on ``n_opt``
-    draws (DDRS, ANCER), then certify at the tuned noise with ``n0 + n`` fresh samples (``memory``: the fix of
-    :mod:`rsscale.memory`)."""
-
-    def __init__(self, model, num_classes: int, sigma: float, n0: int, n: int, alpha: float, n_opt: int, steps: int,
-                 lr: float, memory: bool, batch_size: int, device):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = Gaussian(sigma).sigma
-        self.n_opt = check_sample_size("n_opt", n_opt)
-        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        self.steps = int(steps)
-        self.lr = float(lr)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {lr}")
-        if not isinstance(memory, bool):
-            raise ValueError(f"memory must be true or false, got {memory!r}")
-        self.memory = Memory() if memory else None
-        self._set_model(model, num_classes, device)
-        self.batch_size = check_sample_size("batch_size", batch_size)
-
-
 @register
 class DDRS(OptimisedNoiseCertifier):
     """Gradient ascent on each input's sigma of the soft radius, then Cohen at that sigma (module docstring)."""
@@ -84,18 +57,15 @@ class DDRS(OptimisedNoiseCertifier):
                       "without the memory-based fix the balls are not certified for the classifier that answers at "
                       "the points inside them (Sukenik et al. 2022)")
     summary = "data-dependent sigma (Alfarra et al.): gradient ascent on the soft radius per input, then Cohen"
+    settings_fields = ("sigma", "n0", "n", "alpha", "n_opt", "steps", "lr", "low", "high")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_opt: int = 100, steps: int = 100, lr: float = 0.01, low: float = 0.25, high: float = 4.0,
                  memory: bool = False, batch_size: int = 1000, device=None):
         super().__init__(model, num_classes, sigma, n0, n, alpha, n_opt, steps, lr, memory, batch_size, device)
-        low, high = float(low), float(high)
-        if not (0 < low <= 1 <= high and math.isfinite(high)):
-            raise ValueError(f"the sigma range [low, high] (multiples of sigma) needs 0 < low <= 1 <= high, "
-                             f"got [{low}, {high}]")
-        self.low, self.high = low, high
+        self.low, self.high = check_sigma_range(low, high, "sigma")
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, self.batch_size, self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def optimise_sigmas(self, xs: torch.Tensor, generator=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chosen sigma, soft radius at the start and at the end (each from that step's draws), per input."""
@@ -135,6 +105,12 @@ class DDRS(OptimisedNoiseCertifier):
         return certs if self.memory is None else self.memory.apply(xs, certs)
 
     def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_opt": self.n_opt,
-                "steps": self.steps, "lr": self.lr, "low": self.low, "high": self.high,
-                **({"memory": True} if self.memory is not None else {})}
+        return {**super().settings(), **({"memory": True} if self.memory is not None else {})}
+
+    def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        return self.optimise_sigmas(points, generator)[0]
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """On a half-space g's class and radius do not depend on sigma (flagged unsound: sigma depends on x)."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, n_opt=10, steps=3)]

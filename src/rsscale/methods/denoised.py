@@ -18,12 +18,17 @@ is split evenly over its inputs, like ``seconds``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
+from rsscale import harness
 from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.cohen import Cohen
+from rsscale.models import build_model
+from rsscale.noise import Gaussian
+from rsscale.oracles import IntervalClassifier, unit_vector
 
 
 @register
@@ -55,10 +60,54 @@ class Denoised(Cohen):
         self._synchronize()
         self._denoiser_seconds += time.perf_counter() - self._started
 
-    def certify_many(self, xs: torch.Tensor, generator=None) -> list[Certificate]:
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         self._denoiser_seconds = 0.0
-        certs = super().certify_many(xs, generator)
+        certs = super().certify_batch(xs, generator)
         for cert in certs:
             cert.extra["denoiser_passes"] = cert.forward_passes
             cert.extra["denoiser_seconds"] = self._denoiser_seconds / len(certs)
         return certs
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "dncnn-half-space-rotated-d16", _denoised_half_space_case, dim=16,
+                             max_trials=4000)]
+
+
+class OrthogonalResidual(torch.nn.Module):
+    """A denoiser that leaves ``u . x`` unchanged: ``D(x) = x - (I - u u^T) r(x)``, r a DnCNN's residual net.
+
+    Inputs are flat ``[B, prod(image_shape)]``; the net sees them as images.  ``f(D(x)) = f(x)`` for an interval
+    oracle along u, so the oracle's closed forms hold for the composition.
+    """
+
+    def __init__(self, dncnn: torch.nn.Module, u: torch.Tensor, image_shape: Sequence[int]):
+        super().__init__()
+        self.net = dncnn.net
+        self.image_shape = tuple(image_shape)
+        self.register_buffer("u", u.flatten().float())
+
+    def forward(self, x):
+        r = self.net(x.reshape(-1, *self.image_shape)).flatten(1)
+        return x - (r - (r @ self.u)[:, None] * self.u).view(x.shape)
+
+
+def denoised_oracle(oracle: IntervalClassifier, side: int = 4, depth: int = 3, width: int = 8, seed: int = 0):
+    """A ``denoised`` model: a random DnCNN (projected by :class:`OrthogonalResidual`) in front of ``oracle``
+    (``side * side`` inputs, flat); ``f(D(x)) = oracle(x)``."""
+    torch.manual_seed(seed)
+    model = build_model("denoised", classifier_arch="cnn", classifier_config={"image_size": side},
+                        denoiser_config={"depth": depth, "width": width}).eval()
+    model.denoiser = OrthogonalResidual(model.denoiser, oracle.u, (1, side, side)).eval()
+    model.classifier, model.input_shape = oracle, oracle.input_shape
+    return model
+
+
+def _denoised_half_space_case(trials, seed, alpha, factory):
+    """half-space u . x > 0 (u random, d = 16 = 4 x 4) behind a random DnCNN whose correction is orthogonal to u;
+    inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
+    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    certifier = harness.build(factory, "denoised", denoised_oracle(oracle), 2, harness.N, alpha, 16)
+    noise = Gaussian(harness.SIGMA)
+    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
+                                     ["l2"])

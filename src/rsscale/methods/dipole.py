@@ -40,13 +40,13 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale.bounds import check_alpha, clopper_pearson_lower
-from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.iss import l2_radii
+from rsscale import harness
+from rsscale.bounds import clopper_pearson_lower
+from rsscale.certificate import Certificate
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
+from rsscale.smooth import select
 
 C_N_COUNTS = ("either", "plus")
 
@@ -105,34 +105,32 @@ def dipole_radius(c_s, c_n, sigma: float, iterations: int = 200):
 
 
 @register
-class Dipole(BatchCertifier):
+class Dipole(Certifier):
     """Gaussian dipole smoothing: antithetic pairs bound the symmetric and the one-sided parts of p_A separately."""
 
     name = "dipole"
     summary = "Gaussian dipole smoothing (Levine et al. 2020): antithetic pairs, symmetric slab + half-space bound"
+    settings_fields = ("sigma", "n0", "n", "alpha", "c_n_count")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  c_n_count: str = "either", batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
+        self.check_sampling(sigma, n0, n, alpha)
         if self.n < 2:
             raise ValueError(f"dipole smoothing needs n >= 2 (n/2 antithetic pairs), got {n}")
         if c_n_count not in C_N_COUNTS:
             raise ValueError(f"c_n_count must be one of {C_N_COUNTS}, got {c_n_count!r}")
         self.pairs = self.n // 2
-        self.alpha = check_alpha(alpha)
         self.c_n_count = c_n_count
-        self.noise = Gaussian(sigma)
-        self.sigma = self.noise.sigma
-        self._set_model(model, num_classes, device)
-        batch_size = check_sample_size("batch_size", batch_size)
-        self.selector = Sampler(self.model, self.noise, self.num_classes, batch_size, self.device)
-        even = max(2, batch_size - batch_size % 2)  # pairs must not straddle batches
-        self.paired = Sampler(self.model, AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1, even, self.device,
-                              vote=pair_vote(self.num_classes))
+        self.noise = Gaussian(self.sigma)
+        self.set_model(model, num_classes, device, batch_size)
+        self.selector = self.new_sampler(self.noise)
+        even = max(2, self.batch_size - self.batch_size % 2)  # pairs must not straddle batches
+        self.paired = self.new_sampler(AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1,
+                                       pair_vote(self.num_classes), even)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
-        top = self.selector.counts(xs, self.n0, generator).argmax(dim=1)
+        top = select(self.selector, xs, self.n0, generator)
         c = self.num_classes
         joint = self.paired.counts(xs, 2 * self.pairs, generator)[:, : c * c].view(len(xs), c, c)
         rows = torch.arange(len(xs))
@@ -145,23 +143,14 @@ class Dipole(BatchCertifier):
         else:
             c_n = np.atleast_1d(clopper_pearson_lower(plus_only, self.pairs, self.alpha / 2))
         seconds = (time.perf_counter() - start) / len(xs)
-        dim = math.prod(xs.shape[1:])
-        certs = []
         radius = np.atleast_1d(dipole_radius(c_s, c_n, self.sigma))
-        for i, c_a in enumerate(top.tolist()):
-            abstain = radius[i] <= 0.0
-            radii = l2_radii(0.0 if abstain else float(radius[i]), dim)
-            certs.append(Certificate(
-                prediction=ABSTAIN if abstain else c_a,
-                radius=radii["l2"],
-                p_lower=float(c_s[i] + c_n[i]),
-                forward_passes=self.n0 + 2 * self.pairs,
-                seconds=seconds,
-                radii=radii,
-                extra={"pairs": self.pairs, "count_both": int(both[i]), "count_plus_only": int(plus_only[i]),
-                       "count_minus_only": int(minus_only[i]), "c_s": float(c_s[i]), "c_n": float(c_n[i])},
-            ))
-        return certs
+        extras = [{"pairs": self.pairs, "count_both": int(both[i]), "count_plus_only": int(plus_only[i]),
+                   "count_minus_only": int(minus_only[i]), "c_s": float(c_s[i]), "c_n": float(c_n[i])}
+                  for i in range(len(xs))]
+        return l2_certificates(top.tolist(), radius <= 0.0, radius, c_s + c_n, self.n0 + 2 * self.pairs, seconds,
+                               math.prod(xs.shape[1:]), extras)
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "c_n_count": self.c_n_count}
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """Tight on a half-space (S a slab, N the far half-space); the 3-class oracle exercises multi-class."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None), harness.three_class_case(cls.name)]

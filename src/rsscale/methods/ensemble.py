@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import torch
 
-from rsscale.bounds import check_alpha
-from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
-from rsscale.noise import noise_from_sigma
-from rsscale.smooth import SmoothedClassifier, check_sample_size, check_selection_and_estimation
+from rsscale import harness
+from rsscale.methods.base import register
+from rsscale.methods.common import EnsembleCertifier
+from rsscale.noise import Gaussian, noise_from_sigma
+from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 
 class EnsembleModel(torch.nn.Module):
@@ -74,40 +75,13 @@ class EnsembleModel(torch.nn.Module):
         return total
 
 
-def _evaluations(log: list[torch.Tensor], num_inputs: int, n0: int, n: int) -> torch.Tensor:
-    """Member evaluations per input from a log in flat order: the selection phase, then the estimation phase."""
-    costs = torch.cat(log).long()
-    if len(costs) != num_inputs * (n0 + n):
-        raise RuntimeError(f"expected {num_inputs * (n0 + n)} logged samples, got {len(costs)}")
-    selection, estimation = costs[: num_inputs * n0], costs[num_inputs * n0:]
-    return selection.view(num_inputs, n0).sum(1) + estimation.view(num_inputs, n).sum(1)
-
-
-def certify_counting_evaluations(smoothed: SmoothedClassifier, ensemble: torch.nn.Module, xs, n0: int, n: int,
-                                 alpha: float, generator=None, **extra) -> list[Certificate]:
-    """Cohen's CERTIFY on a smoothed ensemble that logs its member evaluations (``ensemble.log`` while
-    ``ensemble.recording``); each certificate records ``members``, ``extra``, the input's ``model_evaluations`` and
-    ``evaluations_per_sample`` (k for a plain ensemble, less with early exit or consensus)."""
-    if isinstance(xs, (list, tuple)):
-        xs = torch.stack(list(xs))
-    ensemble.log, ensemble.recording = [], True
-    try:
-        certs = smoothed.certify_many(xs, n0, n, alpha, generator)
-        evaluations = _evaluations(ensemble.log, len(xs), n0, n).tolist()
-    finally:
-        ensemble.log, ensemble.recording = [], False
-    for cert, spent in zip(certs, evaluations, strict=True):
-        cert.extra.update({"members": len(ensemble.members), **extra, "model_evaluations": int(spent),
-                           "evaluations_per_sample": spent / (n0 + n)})
-    return certs
-
-
 @register
-class Ensemble(Certifier):
+class Ensemble(EnsembleCertifier):
     """Cohen's CERTIFY on the summed-logit ensemble of ``model`` (a list or ModuleList of members)."""
 
     name = "ensemble"
     summary = "base model = argmax of summed logits of k models (Horvath et al. 2022), optional K-consensus; Cohen"
+    settings_fields = ("sigma", "n0", "n", "alpha", "members", "consensus")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  consensus: int | None = None, batch_size: int = 1000, device=None):
@@ -117,19 +91,36 @@ class Ensemble(Certifier):
         self.ensemble = EnsembleModel(members, consensus)
         self.smoothed = SmoothedClassifier(self.ensemble, num_classes, noise_from_sigma("gaussian", sigma), batch_size,
                                            device)
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = float(sigma)
+        self.check_sampling(sigma, n0, n, alpha)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        return self.certify_many(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, generator)[0]
+    @property
+    def consensus(self) -> int:
+        return self.ensemble.consensus or self.members
 
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        extra = {"consensus": self.ensemble.consensus or len(self.ensemble.members)}
-        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator,
-                                            **extra)
+    def recorded(self) -> dict:
+        return {"consensus": self.consensus}
 
-    def settings(self) -> dict:
-        k = len(self.ensemble.members)
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "members": k,
-                "consensus": self.ensemble.consensus or k}
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [_majority_case(None), _majority_case(2)]
+
+
+#: The harness's members: three half-spaces u . x >= a, a = -0.2, 0.2, 0 (same u); their summed one-hot votes are the
+#: majority, i.e. the half-space u . x >= 0; with K = 2 consensus the third member decides only where the first two
+#: disagree.
+ENSEMBLE_THRESHOLDS = (-0.2, 0.2, 0.0)
+
+
+def _majority_case(consensus: int | None) -> harness.Case:
+    def run(trials, seed, alpha, factory):
+        u = unit_vector(100, None)
+        members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
+        oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
+        certifier = harness.build(factory, "ensemble", members, 2, harness.N, alpha, 100, consensus=consensus)
+        noise = Gaussian(harness.SIGMA)
+        return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
+                                         ["l2"])
+
+    run.__doc__ = (f"majority of the half-spaces u . x >= a, a in {ENSEMBLE_THRESHOLDS} (= the half-space u . x >= 0), "
+                   f"d = 100, consensus K = {consensus or 3}; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|")
+    return harness.case("ensemble", f"majority-rotated-d100-K{consensus or 3}", run, dim=100)

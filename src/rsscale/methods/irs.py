@@ -36,12 +36,14 @@ from dataclasses import dataclass
 
 import torch
 
+from rsscale import harness
 from rsscale.bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
+from rsscale.methods.base import Certifier, register
 from rsscale.noise import Gaussian
+from rsscale.oracles import IntervalClassifier, unit_vector
 from rsscale.sampling import Sampler
-from rsscale.smooth import SmoothedClassifier, check_inputs, check_sample_size, check_selection_and_estimation
+from rsscale.smooth import SmoothedClassifier, check_inputs, check_sample_size, check_sampling, select
 
 
 @dataclass
@@ -71,9 +73,7 @@ class IRSCache:
     def __init__(self, original: torch.nn.Module, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None):
         self.smoothed = SmoothedClassifier(original, num_classes, Gaussian(sigma), batch_size, device)
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = float(sigma)
+        self.sigma, self.n0, self.n, self.alpha = check_sampling(sigma, n0, n, alpha)
         self.entries: dict[str, CacheEntry] = {}
 
     @property
@@ -85,7 +85,7 @@ class IRSCache:
         check_inputs(xs, self.smoothed.input_shape, batched=True)
         start = time.perf_counter()
         seeds = torch.randint(0, 2**62, (len(xs),), generator=generator).tolist()
-        top = self.smoothed.sampler.counts(xs, self.n0, generator).argmax(dim=1).tolist()
+        top = select(self.smoothed.sampler, xs, self.n0, generator).tolist()
         entries = []
         for x, seed, c_a in zip(xs, seeds, top, strict=True):
             votes = self.smoothed.sampler.draw_votes(x, self.n, torch.Generator().manual_seed(seed))
@@ -114,7 +114,7 @@ def incremental_bound(p_lower: float, disagreements: int, n_incremental: int, al
 
 
 @register
-class IncrementalRS(BatchCertifier):
+class IncrementalRS(Certifier):
     """IRS for the modified model ``model`` (f_p), from a cache of the original (module docstring).
 
     Pass ``cache`` (an :class:`IRSCache`, shared by several modifications of
@@ -125,6 +125,7 @@ class IncrementalRS(BatchCertifier):
 
     name = "irs"
     summary = "incremental RS: certify a modified model from the original's cached seeds, p_A - zeta"
+    settings_fields = ("sigma", "n0", "n", "alpha", "n_incremental", "alpha_zeta", "gamma")
 
     def __init__(self, model, num_classes: int, sigma: float, cache: IRSCache | None = None, original=None,
                  n0: int = 100, n: int = 100_000, n_incremental: int | None = None, alpha: float = 0.001,
@@ -145,7 +146,7 @@ class IncrementalRS(BatchCertifier):
         self.gamma = float(gamma)
         if not 0.5 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0.5, 1], got {gamma}")
-        self.sigma = float(sigma)
+        self.sigma = cache.sigma
         device = cache.smoothed.device
         # replays the cached draws: same noise and batch size as the cache
         self.replay = Sampler(model.to(device).eval(), Gaussian(sigma), num_classes, cache.batch_size, device)
@@ -188,7 +189,35 @@ class IncrementalRS(BatchCertifier):
         return {"incremental": int(incremental), "zeta": zeta, "disagreements": disagreements,
                 "n_incremental": self.n_incremental, "p_lower_original": entry.p_lower}
 
-    def settings(self) -> dict:
-        c = self.cache
-        return {"sigma": self.sigma, "n0": c.n0, "n": c.n, "alpha": c.alpha, "n_incremental": self.n_incremental,
-                "alpha_zeta": self.alpha_zeta, "gamma": self.gamma}
+    @property
+    def n0(self) -> int:
+        return self.cache.n0
+
+    @property
+    def n(self) -> int:
+        return self.cache.n
+
+    @property
+    def alpha(self) -> float:
+        return self.cache.alpha
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "tilted-shifted-half-space-d16", _modified_half_space_case, dim=16,
+                             max_trials=4000)]
+
+
+def _modified_half_space_case(trials, seed, alpha, factory):
+    """original f: u . x > 0; modified f_p: u' . x > 0.15, u' = u tilted by 0.02 towards a random v (d = 16);
+    IRS of f_p from f's cache (n_p = 200, gamma = 0.9), alpha, alpha_zeta and the fallback at alpha / 3 each;
+    |u' . x - 0.15| ~ U(0, 4 sigma); true class and radius from f_p"""
+    original = IntervalClassifier(unit_vector(16, None, 0), [0.0], [0, 1], num_classes=2)
+    modified = IntervalClassifier(unit_vector(16, None, 0) + 0.02 * unit_vector(16, None, 7), [0.15], [0, 1],
+                                  num_classes=2)
+    certifier = harness.build(factory, "irs", modified, 2, harness.N, alpha / 3, 16, original=original,
+                              alpha_zeta=alpha / 3, n_incremental=200, gamma=0.9)
+
+    def positions(rng, count):
+        return rng.choice([-1.0, 1.0], count) * rng.uniform(0.0, 4 * harness.SIGMA, count) + 0.15
+
+    return harness.interval_outcomes(modified, Gaussian(harness.SIGMA), certifier, positions, trials, seed, ["l2"])

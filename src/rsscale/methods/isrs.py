@@ -37,14 +37,10 @@ import numpy as np
 import torch
 from scipy.stats import ncx2, norm
 
-from rsscale.bounds import check_alpha
+from rsscale import harness
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.iss import l2_radii
-from rsscale.methods.qcrs import ScaledGaussian, certify_at_sigmas
-from rsscale.noise import Gaussian
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import ScaledGaussian, certify_at_sigmas, l2_radii
 
 #: Levels s1 (log-spaced over the range, endpoints included) at which the Neyman-Pearson bound is evaluated.
 GRID = 3
@@ -95,18 +91,17 @@ def isrs_radius(p, s0, rate: float, dim: int) -> np.ndarray:
 
 
 @register
-class ISRS(BatchCertifier):
+class ISRS(Certifier):
     """Input-dependent sigma, r-semi-elastic, certified with the two-Gaussian Neyman-Pearson bound (docstring)."""
 
     name = "isrs"
     summary = ("input-dependent sigma (Sukenik et al.): log-Lipschitz sigma(x), two-Gaussian Neyman-Pearson "
                "certificate via noncentral chi-square")
+    settings_fields = ("sigma", "n0", "n", "alpha", "rate", "anchor", "span")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  rate: float = 0.01, anchor: float = 0.0, span: float = 10.0, batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = Gaussian(sigma).sigma
+        self.check_sampling(sigma, n0, n, alpha)
         self.rate, self.anchor, self.span = float(rate), float(anchor), float(span)
         if not (self.rate >= 0 and math.isfinite(self.rate)):
             raise ValueError(f"rate (the semi-elasticity r) must be a finite number >= 0, got {rate}")
@@ -114,10 +109,9 @@ class ISRS(BatchCertifier):
             raise ValueError(f"anchor must be a finite number, got {anchor}")
         if not (self.span >= 0 and math.isfinite(self.span)):
             raise ValueError(f"span must be a finite number >= 0, got {span}")
-        self._set_model(model, num_classes, device)
+        self.set_model(model, num_classes, device, batch_size)
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def sigmas(self, xs: torch.Tensor) -> np.ndarray:
         """sigma(x) of each input of a batch (module docstring)."""
@@ -140,6 +134,11 @@ class ISRS(BatchCertifier):
             cert.seconds = per_input
         return certs
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "rate": self.rate,
-                "anchor": self.anchor, "span": self.span}
+    def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        return self.sigmas(points)
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """sigma(x) = sigma exp(0.05 min(||x||, 10)); on a half-space g's class is sign(u . x) whatever sigma(x), so
+        the true radius is |u . x|."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=5000, rate=0.05)]

@@ -47,12 +47,14 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
+from rsscale import harness
 from rsscale.bounds import check_alpha, clopper_pearson_interval, clopper_pearson_lower
-from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.noise import NORMS, Gaussian, convert_radius
+from rsscale.certificate import Certificate
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import l2_certificates
+from rsscale.noise import Gaussian
 from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
+from rsscale.smooth import check_sample_size
 
 #: The p_A grid of the sample-size table (the paper's: 0.5 to 1 in steps of 0.001).
 GRID = np.linspace(0.5, 1.0, 501)
@@ -105,11 +107,6 @@ def iss_sample_size(table: np.ndarray, p_lower, p_upper) -> np.ndarray:
     return sizes
 
 
-def l2_radii(radius: float, dim: int) -> dict[str, float]:
-    """An l2 radius and the largest l1 and l_inf balls inside its ball (:func:`rsscale.noise.convert_radius`)."""
-    return {norm: convert_radius(radius, "l2", norm, dim) for norm in NORMS}
-
-
 def counts_per_input(sampler: Sampler, xs: torch.Tensor, sizes, generator=None) -> torch.Tensor:
     """Vote counts ``[num_inputs, num_votes]`` with ``sizes[i]`` noisy samples for input i (0 allowed).
 
@@ -130,7 +127,7 @@ def counts_per_input(sampler: Sampler, xs: torch.Tensor, sizes, generator=None) 
 
 
 @register
-class ISS(BatchCertifier):
+class ISS(Certifier):
     """ISS as published: the pilot selects c_A, sizes the sample and is reused in the estimate (module docstring)."""
 
     name = "iss"
@@ -139,20 +136,18 @@ class ISS(BatchCertifier):
                       "estimate at the full alpha, with no alpha split: the violation probability exceeds alpha near "
                       "p_A = 1/2")
     summary = "input-specific sample size (Chen et al. 2022): a pilot sizes the sample from a radius-decline table"
+    settings_fields = ("sigma", "n0", "n", "alpha", "decline", "decline_type", "reuse_pilot")
     #: Whether the pilot's counts enter the estimate (the published procedure) or fresh samples are drawn.
     reuse_pilot = True
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 2000, n: int = 100_000, alpha: float = 0.001,
                  decline: float = 0.01, decline_type: str = "absolute", batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.noise = Gaussian(sigma)
-        self.sigma = self.noise.sigma
+        self.check_sampling(sigma, n0, n, alpha)
+        self.noise = Gaussian(self.sigma)
         self.table = iss_table(self.sigma, self.n, self.alpha, decline, decline_type)
         self.decline, self.decline_type = float(decline), decline_type
-        self._set_model(model, num_classes, device)
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.set_model(model, num_classes, device, batch_size)
+        self.sampler = self.new_sampler(self.noise)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """Pilot for all inputs in shared batches, then the per-input sizes (:func:`counts_per_input`, shared too).
@@ -177,28 +172,17 @@ class ISS(BatchCertifier):
         p_lower = np.where(estimated, bound, pilot_lower)
         passes = self.n0 + drawn
         elapsed = time.perf_counter() - start
-        dim = math.prod(xs.shape[1:])
         abstain = (used == 0) | (p_lower < 0.5)
         radius = np.where(abstain, 0.0, self.sigma * ndtri(np.where(abstain, 0.5, p_lower)))  # Cohen: sigma Phi^-1
-        certs = []
-        for i, c_a in enumerate(top.tolist()):
-            radii = l2_radii(float(radius[i]), dim)
-            certs.append(Certificate(
-                prediction=ABSTAIN if abstain[i] else c_a,
-                radius=radii["l2"],
-                p_lower=float(p_lower[i]),
-                forward_passes=int(passes[i]),
-                seconds=elapsed * float(passes[i]) / float(passes.sum()),
-                radii=radii,
-                extra={"n_chosen": int(chosen[i]), "estimation_samples": int(used[i]), "count": int(k[i]),
-                       "pilot_count": int(k0[i]), "pilot_lower": float(pilot_lower[i]),
-                       "pilot_upper": float(pilot_upper[i])},
-            ))
-        return certs
+        extras = [{"n_chosen": int(chosen[i]), "estimation_samples": int(used[i]), "count": int(k[i]),
+                   "pilot_count": int(k0[i]), "pilot_lower": float(pilot_lower[i]),
+                   "pilot_upper": float(pilot_upper[i])} for i in range(len(xs))]
+        return l2_certificates(top.tolist(), abstain, radius, p_lower, passes, elapsed * passes / float(passes.sum()),
+                               math.prod(xs.shape[1:]), extras)
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "decline": self.decline,
-                "decline_type": self.decline_type, "reuse_pilot": self.reuse_pilot}
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return _cases(cls)
 
 
 @register
@@ -210,3 +194,12 @@ class ISSSound(ISS):
     unsound_reason = ""
     summary = "ISS with a fresh estimate: the pilot only selects c_A and sizes the sample, so Cohen's bound holds"
     reuse_pilot = False
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return _cases(cls)
+
+
+def _cases(cls) -> list[harness.Case]:
+    """Both variants on the half-space in d = 100 (pilot n0, N_max = n)."""
+    return [harness.half_space_case(cls.name, "gaussian", 100, axis=None)]

@@ -50,9 +50,13 @@ import math
 
 import torch
 
+from rsscale import harness
 from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.cohen import Cohen
+from rsscale.models import build_model
+from rsscale.noise import Gaussian
+from rsscale.oracles import IntervalClassifier
 
 
 def fit_projection(x_train: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,6 +121,7 @@ def projection_norms(U: torch.Tensor) -> tuple[float, float]:
 class Projected(Cohen):
     name = "projected"
     summary = "Cohen's CERTIFY in the top-p PCA subspace (Pfrommer et al. 2023): an l2 cylinder, l_q radius r / kappa_q"
+    settings_fields = ("sigma", "n0", "n", "alpha", "rank", "kappa_1", "kappa_inf")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None):
@@ -127,11 +132,8 @@ class Projected(Cohen):
         self.rank = model.U.shape[0]
         self.kappa_1, self.kappa_inf = projection_norms(model.U)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        return self._cylinder(super().certify(x, generator))
-
-    def certify_many(self, xs: torch.Tensor, generator=None) -> list[Certificate]:
-        return [self._cylinder(cert) for cert in super().certify_many(xs, generator)]
+    def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
+        return [self._cylinder(cert) for cert in super().certify_batch(xs, generator)]
 
     def _cylinder(self, cert: Certificate) -> Certificate:
         """Radii of the certified cylinder ``||Pi delta|| < r`` in each norm, from Cohen's l2 radius r."""
@@ -143,5 +145,36 @@ class Projected(Cohen):
                    "kappa_inf": self.kappa_inf},
         )
 
-    def settings(self) -> dict:
-        return {**super().settings(), "rank": self.rank, "kappa_1": self.kappa_1, "kappa_inf": self.kappa_inf}
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "subspace-linear-d20", _subspace_linear_case, dim=PLANTED_DIM,
+                             norms=("l1", "l2", "linf"))]
+
+
+#: The planted subspace of the harness case: one random-sign direction per block of coordinates.
+PLANTED_DIM, PLANTED_BLOCKS = 20, ((0, 2), (2, 6), (6, 12))
+
+
+def planted_basis(dim: int = PLANTED_DIM, blocks=PLANTED_BLOCKS, seed: int = 0) -> torch.Tensor:
+    """``[len(blocks), dim]`` orthonormal rows, row j = random signs / sqrt(block size) on block j, 0 elsewhere."""
+    gen = torch.Generator().manual_seed(seed)
+    basis = torch.zeros(len(blocks), dim, dtype=torch.float64)
+    for j, (lo, hi) in enumerate(blocks):
+        basis[j, lo:hi] = (2.0 * torch.randint(0, 2, (hi - lo,), generator=gen) - 1) / math.sqrt(hi - lo)
+    return basis
+
+
+def _subspace_linear_case(trials, seed, alpha, factory):
+    """'projected' model (U = a planted 3-block basis of R^20, mu = 0) around the half-space u . x > 0, u in span(U)
+    spread over the blocks (l_inf tight); inputs at p_A ~ U(0.5, 0.99); true l_q radius |u . x| / ||u||_q*"""
+    basis = planted_basis()
+    weights = torch.tensor([math.sqrt(hi - lo) for lo, hi in PLANTED_BLOCKS], dtype=torch.float64)
+    oracle = IntervalClassifier((weights @ basis).float(), [0.0], [0, 1], num_classes=2)
+    model = build_model("projected", base_arch="mlp", base_config={"dim": PLANTED_DIM}, rank=len(PLANTED_BLOCKS),
+                        dim=PLANTED_DIM)
+    model.set_projection(basis.float(), torch.zeros(PLANTED_DIM))
+    model.base = oracle  # f(P(x)) = f(x): u . P(x) = u . x for u in the row space of U
+    certifier = harness.build(factory, "projected", model, 2, harness.N, alpha, PLANTED_DIM)
+    noise = Gaussian(harness.SIGMA)
+    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
+                                     ["l1", "l2", "linf"])

@@ -18,8 +18,7 @@ with g_sigma(x) there (Sukenik, Kuvshinov & Guennemann, "Intriguing Properties o
 Smoothing", ICML 2022).  The per-input statement (g at this input's sigma is constant on the ball, with probability
 >= 1 - alpha) does hold, because the final samples are fresh.
 
-Per-input noise levels share forward passes: :class:`ScaledGaussian` scales the standard normal rows of each batch
-by the level of the input that owns them (the sampler's flat index ``i * num_samples + j``), so one
+Per-input noise levels share forward passes (:class:`rsscale.methods.common.ScaledGaussian`): one
 :meth:`rsscale.sampling.Sampler.counts` call serves all inputs, each at its own sigma.
 """
 
@@ -32,46 +31,12 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from rsscale.bounds import check_alpha, clopper_pearson_lower
-from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.iss import l2_radii
-from rsscale.noise import Gaussian, NoiseDistribution
-from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size, check_selection_and_estimation
-
-
-class ScaledGaussian(NoiseDistribution):
-    """N(0, sigma_i^2 I) for the samples of input i: call :meth:`start` before each ``Sampler.counts`` call.
-
-    The sampler draws batches over consecutive flat indices; a cursor tracks the flat index of the next row, and
-    each row is scaled by the level of its owner ``index // num_samples``.
-    """
-
-    name = "gaussian_per_input"
-    native_norm = "l2"
-
-    def __init__(self):
-        self.sigmas = torch.ones(1)
-        self.num_samples, self.cursor = 1, 0
-
-    def start(self, sigmas, num_samples: int) -> ScaledGaussian:
-        self.sigmas = torch.as_tensor(np.asarray(sigmas, dtype=np.float32))
-        self.num_samples, self.cursor = int(num_samples), 0
-        return self
-
-    def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        rows = out.shape[0]
-        owners = torch.arange(self.cursor, self.cursor + rows) // self.num_samples
-        self.cursor += rows
-        out.normal_(0.0, 1.0, generator=generator)
-        return out.mul_(self.sigmas[owners].to(out.device).view(rows, *([1] * (out.ndim - 1))))
-
-    def radius(self, p_lower: float) -> float:
-        raise NotImplementedError("the radius depends on each input's sigma: use sigma_i * Phi^-1(p_lower)")
-
-    def describe(self) -> dict:
-        return {"name": self.name}
+from rsscale import harness
+from rsscale.bounds import clopper_pearson_lower
+from rsscale.certificate import Certificate
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import ScaledGaussian, certify_at_sigmas, check_sigma_range, check_steps
+from rsscale.smooth import check_sample_size
 
 
 def _cohen_radius(sigmas, counts, n: int, alpha: float) -> np.ndarray:
@@ -80,34 +45,8 @@ def _cohen_radius(sigmas, counts, n: int, alpha: float) -> np.ndarray:
     return np.asarray(sigmas) * ndtri(p)
 
 
-def certify_at_sigmas(sampler: Sampler, noise: ScaledGaussian, xs, sigmas, n0: int, n: int, alpha: float,
-                      generator, extra_passes: int = 0, seconds: float = 0.0, extras=None) -> list[Certificate]:
-    """Cohen's CERTIFY for each input i at its own level ``sigmas[i]`` (fresh n0 selection and n estimation samples):
-    c_A from the selection, ``p_A = CP_lower(k, n, alpha)``, radius ``sigmas[i] Phi^-1(p_A)`` or abstain below 1/2.
-    ``extra_passes`` (the search's) is added to ``forward_passes``, ``seconds`` is the batch's time before this call."""
-    start = time.perf_counter()
-    noise.start(sigmas, n0)
-    top = sampler.counts(xs, n0, generator).argmax(dim=1)
-    noise.start(sigmas, n)
-    hits = sampler.counts(xs, n, generator).gather(1, top[:, None]).squeeze(1).numpy()
-    p_lower = np.atleast_1d(clopper_pearson_lower(hits, n, alpha))
-    per_input = (seconds + time.perf_counter() - start) / len(xs)
-    dim = math.prod(xs.shape[1:])
-    certs = []
-    for i, c_a in enumerate(top.tolist()):
-        abstain = p_lower[i] < 0.5
-        radii = l2_radii(0.0 if abstain else float(sigmas[i] * ndtri(p_lower[i])), dim)
-        certs.append(Certificate(
-            prediction=ABSTAIN if abstain else c_a, radius=radii["l2"], p_lower=float(p_lower[i]),
-            forward_passes=extra_passes + n0 + n, seconds=per_input, radii=radii,
-            extra={"sigma_chosen": float(sigmas[i]), "search_passes": extra_passes, "count": int(hits[i]),
-                   **(extras[i] if extras is not None else {})},
-        ))
-    return certs
-
-
 @register
-class QCRS(BatchCertifier):
+class QCRS(Certifier):
     """Bisection on log sigma per input with cheap radius estimates, then Cohen at the chosen sigma (docstring)."""
 
     name = "qcrs"
@@ -116,28 +55,21 @@ class QCRS(BatchCertifier):
                       "the ball around x is not certified for the classifier that answers at the points inside it "
                       "(Sukenik et al. 2022)")
     summary = "input-specific sigma (Kung & Chen): bisection on sigma assuming R(sigma) quasiconcave, then Cohen"
+    settings_fields = ("sigma", "n0", "n", "alpha", "n_search", "steps", "low", "high", "probe")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                  n_search: int = 500, steps: int = 7, low: float = 0.5, high: float = 2.0, probe: float = 0.1,
                  batch_size: int = 1000, device=None):
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = Gaussian(sigma).sigma
+        self.check_sampling(sigma, n0, n, alpha)
         self.n_search = check_sample_size("n_search", n_search)
-        if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        self.steps = int(steps)
-        low, high, probe = float(low), float(high), float(probe)
-        if not (0 < low <= 1 <= high and math.isfinite(high)):
-            raise ValueError(f"the search range [low, high] (multiples of sigma) needs 0 < low <= 1 <= high, "
-                             f"got [{low}, {high}]")
-        if not (0 < probe < 1):
-            raise ValueError(f"probe (relative step of the slope test) must lie in (0, 1), got {probe}")
-        self.low, self.high, self.probe = low, high, probe
-        self._set_model(model, num_classes, device)
+        self.steps = check_steps(steps)
+        self.low, self.high = check_sigma_range(low, high, "search")
+        self.probe = float(probe)
+        if not (0 < self.probe < 1):
+            raise ValueError(f"probe (relative step of the slope test) must lie in (0, 1), got {self.probe}")
+        self.set_model(model, num_classes, device, batch_size)
         self.noise = ScaledGaussian()
-        self.sampler = Sampler(self.model, self.noise, self.num_classes, check_sample_size("batch_size", batch_size),
-                               self.device)
+        self.sampler = self.new_sampler(self.noise)
 
     def _counts(self, xs, sigmas, num_samples, generator):
         self.noise.start(sigmas, num_samples)
@@ -165,6 +97,10 @@ class QCRS(BatchCertifier):
         return certify_at_sigmas(self.sampler, self.noise, xs, sigmas, self.n0, self.n, self.alpha, generator,
                                  extra_passes=2 * self.steps * self.n_search, seconds=time.perf_counter() - start)
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha, "n_search": self.n_search,
-                "steps": self.steps, "low": self.low, "high": self.high, "probe": self.probe}
+    def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        return self.choose_sigmas(points, generator)
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        """On a half-space g's class and radius do not depend on sigma (flagged unsound: sigma depends on x)."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, n_search=100, steps=4)]

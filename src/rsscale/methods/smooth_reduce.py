@@ -28,12 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsscale.bounds import check_alpha
+from rsscale import harness
 from rsscale.certificate import Certificate
-from rsscale.methods.base import BatchCertifier, register
-from rsscale.methods.iss import l2_radii
+from rsscale.methods.base import Certifier, register
+from rsscale.methods.common import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.smooth import SmoothedClassifier, check_sample_size, check_selection_and_estimation
+from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 REDUCTIONS = ("mean", "max")
 SCORES = ("softmax", "logits")
@@ -114,11 +115,13 @@ class PatchReduce(torch.nn.Module):
 
 
 @register
-class SmoothReduce(BatchCertifier):
+class SmoothReduce(Certifier):
     """Cohen's CERTIFY on the patch-reduced classifier (module docstring); radius always in input space."""
 
     name = "smooth_reduce"
     summary = "Smooth-Reduce (Joshi et al. 2022): reduce over k resized patches; Cohen; patch-space radius / ||A||"
+    settings_fields = ("sigma", "n0", "n", "alpha", "patch_size", "grid", "reduction", "scores", "noise_space",
+                       "output_size")
 
     def __init__(self, model, num_classes: int, sigma: float, patch_size: int = 24, grid: int = 2,
                  reduction: str = "mean", scores: str = "softmax", noise_space: str = "input", output_size=None,
@@ -135,9 +138,7 @@ class SmoothReduce(BatchCertifier):
         self.reduced = PatchReduce(model, self.operator, reduction, scores, crop=noise_space == "input")
         batch = max(1, check_sample_size("batch_size", batch_size) // self.operator.num_patches)
         self.smoothed = SmoothedClassifier(self.reduced, num_classes, Gaussian(sigma), batch, device)
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = float(sigma)
+        self.check_sampling(sigma, n0, n, alpha)
         self.norm = 1.0 if noise_space == "input" else self.operator.norm_upper()
 
     @property
@@ -156,7 +157,34 @@ class SmoothReduce(BatchCertifier):
                                "model_evaluations": k * (self.n0 + self.n), "evaluations_per_sample": k})
         return certs
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha,
-                "patch_size": self.operator.patch_size, "grid": self.operator.grid, "reduction": self.reduction,
-                "scores": self.scores, "noise_space": self.noise_space, "output_size": list(self.operator.output_size)}
+    @property
+    def patch_size(self) -> int:
+        return self.operator.patch_size
+
+    @property
+    def grid(self) -> int:
+        return self.operator.grid
+
+    @property
+    def output_size(self) -> list[int]:
+        return list(self.operator.output_size)
+
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "one-patch-half-space-d16", _one_patch_case, dim=16)]
+
+
+def _one_patch_case(trials, seed, alpha, factory):
+    """one 4 x 4 patch of a 1 x 4 x 4 image (A = identity: the composition is the oracle) of the half-space u . x > 0,
+    input-space noise; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
+    noise = Gaussian(harness.SIGMA)
+    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    oracle.input_shape = (1, 4, 4)  # it flattens its input
+    certifier = harness.build(factory, "smooth_reduce", oracle, 2, harness.N, alpha, 16, patch_size=4, grid=1)
+    positions = harness.half_space_positions(noise)
+    xs, predictions, radii = harness.collect(
+        certifier, lambda count, gen, rng: oracle.inputs_at(positions(rng, count), gen).view(count, 1, 4, 4), trials,
+        seed, ["l2"])
+    t = oracle.projections(xs)
+    truth = oracle.smoothed_class(t, noise), oracle.true_radii(t, noise)
+    return {"l2": harness.Outcome(predictions, radii["l2"], *truth)}

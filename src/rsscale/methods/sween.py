@@ -20,14 +20,16 @@ Cohen's certificate on it is valid.  Sums are accumulated in float64 and the sto
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from rsscale.bounds import check_alpha
-from rsscale.certificate import Certificate
-from rsscale.methods.base import Certifier, register
-from rsscale.methods.ensemble import certify_counting_evaluations
+from rsscale import harness
+from rsscale.methods.base import register
+from rsscale.methods.common import EnsembleCertifier
+from rsscale.methods.ensemble import ENSEMBLE_THRESHOLDS
 from rsscale.noise import Gaussian
-from rsscale.smooth import SmoothedClassifier, check_sample_size, check_selection_and_estimation
+from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 #: How far the lead must exceed the remaining weight before an early stop (covers float64 rounding).
 SLACK = 1e-9
@@ -131,11 +133,12 @@ class WeightedEnsemble(torch.nn.Module):
 
 
 @register
-class SWEEN(Certifier):
+class SWEEN(EnsembleCertifier):
     """Cohen's CERTIFY on the weighted ensemble of ``model`` (a list of members) with weight logits ``weights``."""
 
     name = "sween"
     summary = "SWEEN (Liu et al. 2024): learned softmax-weighted ensemble, adaptive early exit; Cohen"
+    settings_fields = ("sigma", "n0", "n", "alpha", "members", "weights", "adaptive")
 
     def __init__(self, model, num_classes: int, sigma: float, weights=None, adaptive: bool = True, n0: int = 100,
                  n: int = 100_000, alpha: float = 0.001, batch_size: int = 1000, device=None):
@@ -144,16 +147,26 @@ class SWEEN(Certifier):
         self.weights = [float(w) for w in weights]
         self.ensemble = WeightedEnsemble(members, self.weights, adaptive)
         self.smoothed = SmoothedClassifier(self.ensemble, num_classes, Gaussian(sigma), batch_size, device)
-        self.n0, self.n = check_selection_and_estimation(n0, n)
-        self.alpha = check_alpha(alpha)
-        self.sigma = float(sigma)
+        self.check_sampling(sigma, n0, n, alpha)
 
-    def certify(self, x: torch.Tensor, generator=None) -> Certificate:
-        return self.certify_many(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, generator)[0]
+    @property
+    def adaptive(self) -> bool:
+        return self.ensemble.adaptive
 
-    def certify_many(self, xs, generator=None) -> list[Certificate]:
-        return certify_counting_evaluations(self.smoothed, self.ensemble, xs, self.n0, self.n, self.alpha, generator)
+    @classmethod
+    def harness_cases(cls) -> list[harness.Case]:
+        return [harness.case(cls.name, "weighted-majority-rotated-d100", _weighted_majority_case, dim=100)]
 
-    def settings(self) -> dict:
-        return {"sigma": self.sigma, "n0": self.n0, "n": self.n, "alpha": self.alpha,
-                "members": len(self.ensemble.members), "weights": self.weights, "adaptive": self.ensemble.adaptive}
+
+def _weighted_majority_case(trials, seed, alpha, factory):
+    """weights 0.4, 0.35, 0.25 on the half-spaces u . x >= a, a in (-0.2, 0.2, 0): any two outweigh the third, so the
+    weighted vote is the half-space u . x >= 0 (d = 100, adaptive exit); inputs at p_A ~ U(0.5, 0.99); true radius
+    |u . x|"""
+    u = unit_vector(100, None)
+    members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
+    oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
+    certifier = harness.build(factory, "sween", members, 2, harness.N, alpha, 100,
+                              weights=np.log([0.4, 0.35, 0.25]).tolist())
+    noise = Gaussian(harness.SIGMA)
+    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
+                                     ["l2"])
