@@ -25,12 +25,37 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
-from rsscale.analysis import claims
-from rsscale.analysis.figures import plt, save
+from rsscale.experiments import claims
+from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
+from rsscale.experiments.figures import plt, save
+from rsscale.experiments.plan import Plan
+from rsscale.experiments.tables import read_table, write_rows
 from rsscale.provenance import atomic_path
 
 SWEEP_COLUMNS = ["idx", "label", "theta", "prediction", "correct", "certified", "selected", "radius", "p_lower",
                  "p_f", "p_select", "f_prediction", "core_prediction", "forward_passes", "seconds"]
+
+
+def sweeps(plan: Plan) -> dict[str, dict]:
+    """The theta-sweep files of the ``aces`` section -> their models: F = the main study's Gaussian-trained model at
+    each sigma, core = the same architecture trained without noise."""
+    spec = plan.config.get("aces")
+    if not spec:
+        return {}
+    return {f"results/aces/{spec['dataset']}/sigma{sigma}.csv": {"model": plan.model(spec["dataset"], sigma),
+                                                                 "core": plan.model(spec["dataset"], 0.0)}
+            for sigma in spec["sigmas"]}
+
+
+def runs(plan: Plan) -> list[str]:
+    return list(sweeps(plan))
+
+
+def sweep_params(config: dict) -> dict:
+    """The certification parameters of every sweep (``rsscale aces --params``)."""
+    spec = config["aces"]
+    return {"n0": spec["n0"], "n": spec["n"], "alpha": config["cohen"]["alpha"],
+            "batch_size": config["cohen"]["batch_size"]}
 
 
 def sweep_records(indices: Sequence[int], labels: Sequence[int], thetas: Sequence[float], certs_by_theta) -> list[dict]:
@@ -137,6 +162,16 @@ def aces_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
     return save(fig, prefix)
 
 
+def table(inputs: Sequence[str], out: str, options: TableOptions) -> None:
+    """The table from theta-sweep files (``rsscale aces``), not certification runs."""
+    write_rows(aces_rows(inputs, options.radii), out, "ACES vs pure RS and the core model", options.reference)
+
+
+def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
+    """The figure from the ``aces`` table's CSV."""
+    aces_tradeoff_figure(read_table(inputs[0]), out)
+
+
 @claims.test("aces_tradeoff")
 def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
     """Per sigma, the ACES theta of highest clean accuracy whose ACR is >= (1 - max_acr_loss) x pure RS's: supported
@@ -166,3 +201,7 @@ def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
         if verdict in verdicts:
             return "; ".join(texts), verdict
     return "; ".join(texts), "supported"
+
+
+register(Experiment("aces", "ACES: certify F or fall back to a core model, across the selector's theta",
+                    runs, table, figure))

@@ -1,4 +1,4 @@
-"""Tables written three ways: CSV (machines), Markdown (README, report), LaTeX (paper)."""
+"""Tables written three ways: CSV (machines), Markdown (README, report), LaTeX (paper); read back as dicts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from rsscale.analysis.results import Run
 from rsscale.provenance import atomic_path, write_text_atomic
 
 
@@ -23,6 +22,20 @@ def _latex_escape(text: str) -> str:
     specials = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                 "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}"}
     return "".join(specials.get(char, char) for char in text)
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """A table's CSV as a list of dicts, numbers parsed where they parse."""
+    with open(path, newline="") as handle:
+        return [{k: (v if math.isnan(_float(v)) and v.lower() != "nan" else _float(v)) for k, v in row.items()}
+                for row in csv.DictReader(handle)]
 
 
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
@@ -45,17 +58,6 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
     latex += [r"\bottomrule", r"\end{tabular}"]
     write_text_atomic(paths[2], "\n".join(latex) + "\n")
     return paths
-
-
-def certified_accuracy_rows(runs: Sequence[Run], radii: Sequence[float], key: str = "sigma") -> list[dict]:
-    """Cohen et al.-style rows: one per run (by ``key``), certified accuracy at each radius, ACR."""
-    rows = []
-    for run in sorted(runs, key=lambda r: r.parameters.get(key, 0)):
-        row = {key: run.parameters.get(key), "inputs": len(run)}
-        row.update({f"r={r:g}": run.certified_accuracy(r) for r in radii})
-        row["ACR"] = run.acr()
-        rows.append(row)
-    return rows
 
 
 PUBLISHED = "_published"
@@ -116,3 +118,10 @@ def reference_caption(caption: str, reference: dict | None) -> str:
     if reference is None:
         return caption
     return "; ".join(part for part in (caption, f"published: {reference['source']}") if part)
+
+
+def write_rows(rows: Sequence[dict], out: str | Path, caption: str = "", reference: dict | None = None) -> None:
+    """Write a table whose columns are its rows' keys, with the published columns of ``reference``; print it."""
+    rows = attach_reference(rows, reference)
+    write_table(rows, list(rows[0]), out, caption=reference_caption(caption, reference))
+    print(Path(f"{out}.md").read_text())
