@@ -147,7 +147,7 @@ def test_gpu_config_dry_runs_without_data(tmp_path, name):
     assert "table_certified_accuracy" in text
     if name == "cifar10_training":  # ResNet-110, the three tables, each given its published numbers
         assert "--arch resnet --arch-params '{\"depth\": 110}'" in text
-        for table in ("training", "denoised", "aces"):
+        for table in ("training-methods", "denoised", "aces"):
             assert f"rsscale table {table} " in text
         assert text.count("--reference '{\"rows\": [{\"match\"") == 3
 

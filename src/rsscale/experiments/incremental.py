@@ -41,14 +41,6 @@ def model(plan: Plan) -> str:
     return plan.model(plan.config["cohen"]["dataset"], plan.config["incremental"]["sigma"])
 
 
-def runs(plan: Plan) -> list[str]:
-    """Nothing through the shared ``certify`` rule: ``rsscale incremental`` certifies and writes the table itself
-    (both paths timed on the same inputs); the model is registered."""
-    if plan.config.get("incremental"):
-        model(plan)
-    return []
-
-
 def _seed(seed: int, *keys: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1
     return torch.Generator().manual_seed(int(state))
@@ -130,5 +122,4 @@ def speedup_test(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]
     return measured, "not supported" if not any(fast) else "inconclusive"
 
 
-register(Experiment("incremental", "incremental RS against certification from scratch per model modification",
-                    runs))
+register(Experiment("incremental", "incremental RS against certification from scratch per model modification"))
