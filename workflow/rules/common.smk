@@ -71,10 +71,13 @@ def out_prefix(wildcards, output):
 
 
 def table_outputs(name):
-    """A table's CSV (in the HTML report, with the caption ``workflow/report/tables/<name>.rst``), Markdown and LaTeX."""
+    """A table's CSV, Markdown and LaTeX; the CSV in the HTML report when it has a caption
+    (``workflow/report/tables/<name>.rst``)."""
     caption = os.path.join(workflow.basedir, "workflow", "report", "tables", f"{name}.rst")
-    return [report(f"results/tables/{name}.csv", caption=caption, category="Tables", labels={"table": name}),
-            f"results/tables/{name}.md", f"results/tables/{name}.tex"]
+    csv = f"results/tables/{name}.csv"
+    if os.path.exists(caption):
+        csv = report(csv, caption=caption, category="Tables", labels={"table": name})
+    return [csv, f"results/tables/{name}.md", f"results/tables/{name}.tex"]
 
 
 # The tables (the claims table aside) and figures this config's study writes: each experiment's rule file adds its own.

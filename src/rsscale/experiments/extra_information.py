@@ -119,7 +119,7 @@ def extra_information_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[
 def extra_information_figure(rows: Sequence[dict], prefix) -> list[Path]:
     """What does the extra information cost: ACR ratio to Cohen (with the paired 95 % bootstrap interval of the
     difference, scaled to a ratio) vs the wall-clock ratio, one marker per method; hollow = flagged unsound (rows of
-    :func:`rsscale.analysis.extra_information.extra_information_rows`, the first row the baseline)."""
+    :func:`extra_information_rows`, the first row the baseline)."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     base_acr = rows[0]["ACR"]
     for i, row in enumerate(rows[1:]):

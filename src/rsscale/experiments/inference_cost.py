@@ -111,7 +111,7 @@ def cost_rows(runs: Sequence[Run]) -> list[dict]:
 def cost_frontier_figure(rows: Sequence[dict], prefix) -> list[Path]:
     """Left: ACR vs mean forward passes per input (Cohen's sample-count sweep as a line, ISS as markers; hollow =
     flagged unsound). Right: certified accuracy at each target radius vs passes, adaptive certifiers as markers
-    (rows of :func:`rsscale.analysis.cost.cost_rows`)."""
+    (rows of :func:`cost_rows`)."""
     fig, (frontier, decisions) = plt.subplots(1, 2, figsize=(11, 3.8))
     cohen = sorted((r for r in rows if r["method"] == "cohen"), key=lambda r: r["forward_passes_mean"])
     passes = [r["forward_passes_mean"] for r in cohen]

@@ -142,7 +142,7 @@ REMEDY_STYLE = {"cohen": ("C0", "o"), "projected": ("C2", "^"), "np": ("C7", "s"
 
 
 def remedies_figure(rows: Sequence[dict], prefix) -> list[Path]:
-    """DSRS gain, projected-RS gain and cost per input vs d (rows of :func:`rsscale.analysis.remedies.remedy_rows`)."""
+    """DSRS gain, projected-RS gain and cost per input vs d (rows of :func:`remedy_rows`)."""
     fig, (gain_dsrs, gain_projected, cost) = plt.subplots(1, 3, figsize=(13, 3.6))
     groups = sorted({r["group"] for r in rows})
     lines = ["-", "--", ":"]
