@@ -86,11 +86,13 @@ STUDY_FIGURES = []
 
 
 def add_to_study(tables=(), figures=()):
+    """Add an experiment's tables (names under results/tables/) and figures (names under figures/) to the study."""
     STUDY_TABLES.extend(tables)
     STUDY_FIGURES.extend(figures)
 
 
 def study_outputs():
+    """Every table (CSV, Markdown, LaTeX) and figure (PDF, PNG) of the study, the claims table included."""
     tables = STUDY_TABLES + ["claims"]
     return [f"results/tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")] + [
         f"figures/{f}.{ext}" for f in STUDY_FIGURES for ext in ("pdf", "png")
