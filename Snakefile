@@ -29,16 +29,27 @@ wildcard_constraints:
     tag=r"[^/]+",
 
 
+# the shared stages: datasets, training, certification (their arguments come from the plan the experiments fill)
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/certify.smk"
+# the experiments: each rule file registers its runs, declares its rules and adds its tables and figures to the study
+# (its module: src/rsscale/experiments/<name>.py)
+include: "workflow/rules/certified_accuracy.smk"
+include: "workflow/rules/sample_count.smk"
 include: "workflow/rules/profile.smk"
-include: "workflow/rules/tables.smk"
-include: "workflow/rules/incremental.smk"
-include: "workflow/rules/violations.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/dimension.smk"
+include: "workflow/rules/remedies.smk"
+include: "workflow/rules/inference_cost.smk"
+include: "workflow/rules/training_methods.smk"
+include: "workflow/rules/extra_information.smk"
 include: "workflow/rules/aces.smk"
 include: "workflow/rules/denoised.smk"
+include: "workflow/rules/incremental.smk"
+include: "workflow/rules/soundness.smk"
+include: "workflow/rules/violations.smk"
+# after the experiments: what reads all their tables
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/manifest.smk"
 

@@ -143,8 +143,8 @@ def _sweep_rows(n_inputs=40, rs_right=30, extra_right=8, aces_radius=0.45):
 
 
 def test_table_rows_and_claim(tmp_path):
-    from rsscale.analysis import aces as analysis
-    from rsscale.analysis import claims
+    from rsscale.experiments import aces as analysis
+    from rsscale.experiments import claims
 
     path = tmp_path / "sigma0.25.csv"
     analysis.write_sweep(_sweep_rows()[::-1], path)  # row order must not matter (pairing by idx)

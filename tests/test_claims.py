@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsscale.analysis import claims
 from rsscale.cli import main
+from rsscale.experiments import claims
 
 LEDGER = Path(__file__).resolve().parents[1] / "workflow" / "config" / "claims.yaml"
 

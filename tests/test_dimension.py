@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from rsscale import Gaussian, SmoothedClassifier
-from rsscale.analysis.dimension import fit_slope
 from rsscale.data import make_synthetic
+from rsscale.experiments.dimension import fit_slope
 
 
 class MeanDifferenceClassifier(torch.nn.Module):

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from rsscale.analysis.extra_information import extra_information_rows, paired_difference
-from rsscale.analysis.results import read_run
+from rsscale.experiments.extra_information import extra_information_rows, paired_difference
+from rsscale.io import read_run
 
 
 def write_run(folder, tag, method, radius, correct, passes, seconds, sound=True, evaluations=None):

@@ -59,6 +59,7 @@ def test_every_registered_method_has_a_case():
     assert len({c.key for c in harness.cases()}) == len(harness.cases())
 
 
+@pytest.mark.slow
 def test_no_sound_method_fails_and_no_case_is_vacuous(rows):
     assert {r["method"] for r in rows} == set(rsscale.methods.available())
     for row in rows:
@@ -68,6 +69,7 @@ def test_no_sound_method_fails_and_no_case_is_vacuous(rows):
         assert row["rate_low"] <= row["rate"] <= row["rate_high"] and row["alpha"] == ALPHA
 
 
+@pytest.mark.slow
 def test_gaussian_cases_violate_at_a_measurable_rate_below_alpha(rows):
     """On a half-space Cohen's radius from the exact p_A is the true radius, so with n = 500 the rate sits just below
     alpha: the harness would see a bound that is loose in the wrong direction."""

@@ -197,6 +197,7 @@ TINY = REPO / "workflow" / "config" / "quick.yaml"
     ],
     ids=["sigma zero", "sigma NaN", "unknown architecture", "n0 > n"],
 )
+@pytest.mark.slow
 def test_bad_workflow_config_is_refused_before_any_job(tmp_path, mutate, message):
     """Cases beyond those of test_workflow.py: the dry run must fail on the config alone."""
     config = yaml.safe_load(TINY.read_text())

@@ -189,7 +189,7 @@ def test_incremental_command_writes_one_row_per_modification(tmp_path, capsys):
 
 
 def test_claim_verdict_from_the_incremental_table():
-    from rsscale.analysis.incremental import speedup_test
+    from rsscale.experiments.incremental import speedup_test
 
     def rows(*pairs):
         return {"incremental": [{"modification": f"m{i}", "speedup": s, "same_decision": a, "zeta_mean": 0.01,

@@ -49,6 +49,7 @@ def test_notebook_is_stored_without_outputs(name):
             assert not cell.outputs and cell.execution_count is None, f"{name}: commit notebooks without outputs"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_against_a_results_folder(name, tiny_results, monkeypatch):
     monkeypatch.setenv("RSSCALE_RESULTS", str(tiny_results))  # the kernel inherits the environment

@@ -1,4 +1,4 @@
-"""Published reference numbers beside measured ones (rsscale.analysis.tables.attach_reference) in the training,
+"""Published reference numbers beside measured ones (rsscale.experiments.tables.attach_reference) in the training,
 denoised and ACES tables."""
 
 import csv
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rsscale.analysis import aces as aces_analysis
-from rsscale.analysis.tables import attach_reference, reference_caption
 from rsscale.cli import main
+from rsscale.experiments import aces as aces_analysis
+from rsscale.experiments.tables import attach_reference, reference_caption
 
 RUN_COLUMNS = ["idx", "label", "prediction", "correct", "radius", "p_lower", "forward_passes", "seconds"]
 
@@ -63,8 +63,9 @@ def test_training_table_gets_the_published_acr(tmp_path):
             "objective": {"objective": objective}, "training": {"seconds": 2.0, "forward_passes": 10},
             "test_accuracy_clean": 0.9, "test_accuracy_noisy": 0.8}))
         inputs.append(_write_run(tmp_path / "runs" / f"{objective}.csv", checkpoint))
-    assert not any(column.endswith("_published") for column in _table(tmp_path, "training", inputs, None)[0])
-    rows = _table(tmp_path, "training", inputs, _reference(({"objective": "macer", "sigma": 0.25}, {"ACR": 0.56})))
+    assert not any(column.endswith("_published") for column in _table(tmp_path, "training-methods", inputs, None)[0])
+    reference = _reference(({"objective": "macer", "sigma": 0.25}, {"ACR": 0.56}))
+    rows = _table(tmp_path, "training-methods", inputs, reference)
     assert list(rows[0]).index("ACR_published") == list(rows[0]).index("ACR") + 1
     assert {r["objective"]: r["ACR_published"] for r in rows} == {"gaussian": "", "macer": "0.56"}
 

@@ -122,6 +122,7 @@ def test_rerun_is_a_no_op_and_a_config_change_reruns_dependents(finished_run, tm
         (lambda c: c.update(unexpected_key=1), "unexpected_key"),
     ],
 )
+@pytest.mark.slow
 def test_bad_config_is_refused_before_any_job(tmp_path, mutate, message):
     config = yaml.safe_load(TINY.read_text())
     mutate(config)
@@ -138,6 +139,7 @@ def test_bad_config_is_refused_before_any_job(tmp_path, mutate, message):
 GPU_CONFIGS = ["cifar10", "cifar10_dsrs", "imagenet", "cifar10_training"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GPU_CONFIGS)
 def test_gpu_config_dry_runs_without_data(tmp_path, name):
     (tmp_path / "data").mkdir()
@@ -147,7 +149,7 @@ def test_gpu_config_dry_runs_without_data(tmp_path, name):
     assert "table_certified_accuracy" in text
     if name == "cifar10_training":  # ResNet-110, the three tables, each given its published numbers
         assert "--arch resnet --arch-params '{\"depth\": 110}'" in text
-        for table in ("training", "denoised", "aces"):
+        for table in ("training-methods", "denoised", "aces"):
             assert f"rsscale table {table} " in text
         assert text.count("--reference '{\"rows\": [{\"match\"") == 3
 

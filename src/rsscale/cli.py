@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsscale import methods
-from rsscale.analysis import aces as aces_analysis
-from rsscale.analysis import cost, dimension, extra_information, figures, incremental, remedies, tables
-from rsscale.analysis import training as training_analysis
-from rsscale.analysis.results import read_run
+from rsscale import experiments, harness, methods, violations
+from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.io import read_rows, write_text_atomic
+from rsscale.experiments import aces, incremental, tables
+from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
@@ -109,7 +107,7 @@ def cmd_certify(args) -> None:
 def cmd_aces(args) -> None:
     """ACES theta sweep: F (the checkpoint) and the core model on test inputs, one sample set per input for all thetas
     (theta = 1, pure RS, always included); one CSV row per (input, theta)."""
-    record, indices = aces_analysis.run_sweep(
+    record, indices = aces.run_sweep(
         args.data, args.checkpoint, args.core, args.thetas, args.out, sigma=args.sigma, params=_json(args.params),
         seed=args.seed, skip=args.skip, max_inputs=args.max_inputs, pack=args.pack, device=args.device,
         progress=not args.quiet)
@@ -153,112 +151,20 @@ def cmd_incremental(args) -> None:
               f"{100 * row['incremental_fraction']:.0f} % of inputs, ACR {row['ACR_irs']:.3f} vs "
               f"{row['ACR_scratch']:.3f}, same decision {100 * row['same_decision']:.0f} %")
 
-def _write_rows(rows: list[dict], args, caption: str = "") -> None:
-    """Write a table whose columns are its rows' keys, with the published columns of ``--reference``; print it."""
-    reference = None if args.reference in (None, "null") else _json(args.reference)
-    rows = tables.attach_reference(rows, reference)
-    tables.write_table(rows, list(rows[0]), args.out, caption=tables.reference_caption(caption, reference))
-    print(Path(f"{args.out}.md").read_text())
-
 
 def cmd_table(args) -> None:
-    if args.kind == "aces":  # theta-sweep files (rsscale aces), not certification runs
-        _write_rows(aces_analysis.aces_rows(args.inputs, args.radii), args, "ACES vs pure RS and the core model")
-        return
-    if args.kind == "profile":
-        rows = []
-        for path in args.inputs:
-            rows += list(_read_csv_rows(path))
-        columns = ["model", "batch_size", "forward_samples_per_s", "certify_samples_per_s", "ratio", "device"]
-        tables.write_table(rows, columns, args.out, caption="Certification vs forward-only throughput")
-        return
-    runs = [read_run(p) for p in args.inputs]
-    if args.kind == "certified-accuracy":
-        rows = tables.certified_accuracy_rows(runs, args.radii)
-    elif args.kind == "dimension":
-        rows = dimension.dimension_rows(runs, args.radii, args.linf_radii)
-        slopes = dimension.slope_rows(rows)
-        tables.write_table(slopes, list(slopes[0]), f"{args.out}_slopes")
-        for row in slopes:
-            print(f"{row['group']:>10s} {row['noise']:>8s} {row['norm']:>4s}: slope {row['slope']:+.3f}"
-                  f" +- {row['slope_se']:.3f} (theory if the native radius were constant: "
-                  f"{row['theory_if_native_constant']:+.1f})")
-    elif args.kind == "training":
-        rows = training_analysis.training_rows(runs, args.radii)
-    elif args.kind == "cost":
-        rows = cost.cost_rows(runs)
-    elif args.kind == "denoised":
-        from rsscale.analysis.denoised import denoised_rows
-
-        rows = denoised_rows(runs, args.radii)
-    elif args.kind == "extra-information":
-        rows = extra_information.extra_information_rows(runs, args.radii)
-        for row in rows:
-            print(f"{row['method']:>14s}: ACR x{row['ACR_ratio']:.3f} (diff {row['ACR_diff']:+.4f},"
-                  f" 95% CI [{row['ACR_diff_low']:+.4f}, {row['ACR_diff_high']:+.4f}]) at"
-                  f" x{row['cost_ratio_evaluations']:.2f} evaluations, x{row['cost_ratio_seconds']:.2f} wall-clock"
-                  + ("" if row["sound"] else " [unsound]"))
-    elif args.kind == "remedies":
-        rows = remedies.remedy_rows(runs, args.radii)
-        for row in rows:
-            print(f"{row['group']:>10s} d={row['d']:<7d} {row['method']:>10s}: ACR l2 {row['ACR_l2']:.4f}"
-                  f" (x{row['gain_l2']:.3f}), l_inf {row['ACR_linf']:.3g} (x{row['gain_linf']:.3f}),"
-                  f" sampling {row['sampling_seconds']:.3g} s, radius {row['radius_seconds']:.3g} s per input"
-                  f" (radius / sampling {row['radius_to_sampling']:.3g})")
-    else:
-        rows = sample_count_rows(runs, args.radii)
-    _write_rows(rows, args)
-
-
-def _read_csv_rows(path) -> list[dict]:
-    """A profile table's rows: numbers typed, the model and device names kept as written."""
-    return read_rows(path, text_columns=("model", "device"))
-
-
-def sample_count_rows(runs, radii) -> list[dict]:
-    """One row per estimation sample count n: cost and radius of Cohen's CERTIFY."""
-    from scipy.stats import norm
-
-    rows = []
-    for run in sorted(runs, key=lambda r: r.parameters["n"]):
-        p = run.parameters
-        certified = run.radius()[run.correct & (run.radius() > 0)]
-        row = {"n": int(p["n"]), "inputs": len(run), "forward_passes": int(run.columns["forward_passes"][0]),
-               "seconds_median": float(np.median(run.columns["seconds"])), "ACR": run.acr(),
-               "radius_median_certified": float(np.median(certified)) if len(certified) else 0.0,
-               "radius_ceiling": float(p["sigma"] * norm.ppf(p["alpha"] ** (1.0 / p["n"])))}
-        row.update({f"cert_acc@{r:g}": run.certified_accuracy(r) for r in radii})
-        rows.append(row)
-    return rows
+    """Write an experiment's table through the registry (``rsscale.experiments``)."""
+    reference = None if args.reference in (None, "null") else _json(args.reference)
+    options = experiments.TableOptions(args.radii, args.linf_radii, reference)
+    experiments.get(args.kind).table(args.inputs, args.out, options)
 
 
 def cmd_figure(args) -> None:
-    if args.kind == "aces":  # reads the aces table's CSV
-        aces_analysis.aces_tradeoff_figure(aces_analysis.claims.read_table(args.inputs[0]), args.out)
-        return
-    runs = [read_run(p) for p in args.inputs]
-    if args.kind == "certified-accuracy":
-        figures.certified_accuracy_curves(runs, args.out, title=args.title)
-    elif args.kind == "dimension":
-        figures.dimension_figure(dimension.dimension_rows(runs, [], []), args.out)
-    elif args.kind == "remedies":
-        figures.remedies_figure(remedies.remedy_rows(runs), args.out)
-    elif args.kind == "cost":
-        figures.cost_frontier_figure(cost.cost_rows(runs), args.out)
-    elif args.kind == "extra-information":
-        figures.extra_information_figure(extra_information.extra_information_rows(runs, []), args.out)
-    elif args.kind == "training":
-        figures.training_tradeoff_figure(training_analysis.training_rows(runs, [0.0]), args.out)
-    else:
-        rows = sample_count_rows(runs, [])
-        figures.sample_count_figure(rows, args.out, sigma=runs[0].parameters["sigma"],
-                                    alpha=runs[0].parameters["alpha"])
+    """Draw an experiment's figure through the registry (``rsscale.experiments``)."""
+    experiments.get(args.kind).figure(args.inputs, args.out, experiments.FigureOptions(args.title))
 
 
 def cmd_harness(args) -> None:
-    from rsscale import harness  # the oracles and cases load only for this command
-    from rsscale.bounds import check_alpha
-
     limits = {}
     for item in args.limit:
         key, _, value = item.partition("=")
@@ -282,8 +188,6 @@ def cmd_harness(args) -> None:
 
 
 def cmd_violations(args) -> None:
-    from rsscale import violations  # the oracle and search load only for this command
-
     settings = _json(args.settings)
     specs = settings.pop("methods", None)
     if not isinstance(specs, dict) or not specs:
@@ -300,7 +204,7 @@ def cmd_violations(args) -> None:
 def cmd_claims(args) -> None:
     import yaml
 
-    from rsscale.analysis import claims
+    from rsscale.experiments import claims
 
     ledger = yaml.safe_load(Path(args.ledger).read_text())
     if not isinstance(ledger, dict) or not isinstance(ledger.get("claims"), list):
@@ -393,8 +297,6 @@ def cmd_numbers(args) -> None:
                               if not gpus else f"the GPU {listing(gpus)} with {macros['StudyThreads']} CPU threads")
     lines = ["% generated by `rsscale numbers` from the run sidecars; do not edit"]
     lines += [f"\\newcommand{{\\RS{name}}}{{{value}}}" for name, value in macros.items()]
-    from rsscale.provenance import write_text_atomic
-
     write_text_atomic(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines[1:]))
 
@@ -520,8 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path prefix; .csv, .md, .tex and the .json sidecar are written")
 
     p = command("table", cmd_table, "tables from result files (CSV, Markdown, LaTeX)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "profile", "dimension", "remedies",
-                                         "training", "cost", "extra-information", "aces", "denoised"])
+    p.add_argument("kind", choices=experiments.base.with_table(), help="the experiment whose table to write")
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="l2 radii of the certified-accuracy columns")
@@ -529,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="l_inf radii of the certified-accuracy columns (dimension table)")
     p.add_argument("--reference", default=None,
                    help='JSON {"source": ..., "rows": [{"match": {column: value}, "published": {column: number}}]}: '
-                        "published numbers in a <column>_published column after each named column (training, "
+                        "published numbers in a <column>_published column after each named column (training-methods, "
                         "denoised, aces tables); null or absent: none")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
@@ -539,8 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")
-    p.add_argument("kind", choices=["certified-accuracy", "sample-count", "dimension", "remedies", "training",
-                                                    "cost", "extra-information", "aces"])
+    p.add_argument("kind", choices=experiments.base.with_figure(), help="the experiment whose figure to draw")
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")

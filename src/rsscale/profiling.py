@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from rsscale.analysis.tables import write_table
 from rsscale.data import Dataset
+from rsscale.experiments.tables import write_table
 from rsscale.models import build_model, fit_to_dataset, load_models, training_sigma
 from rsscale.noise import Gaussian, NoiseDistribution
 from rsscale.provenance import device_name, utc_now, write_sidecar

@@ -1,5 +1,12 @@
 # ACES (Horvath et al. 2022): F = the main study's Gaussian-trained model at each sigma, an entropy selector
-# on F's own samples, and a core model trained without noise; one sample set per input serves every theta.
+# on F's own samples, and a core model trained without noise; one sample set per input serves every theta
+# (rsscale.experiments.aces).
+from rsscale.experiments import aces
+
+ACES = config.get("aces")
+ACES_SWEEPS = aces.sweeps(PLAN)
+if ACES_SWEEPS:
+    add_to_study(tables=["aces"], figures=["aces_tradeoff"])
 
 
 rule aces_sweep:
@@ -12,8 +19,8 @@ rule aces_sweep:
         csv="results/aces/{dataset}/sigma{sigma}.csv",
         sidecar="results/aces/{dataset}/sigma{sigma}.json",
     params:
-        thetas=" ".join(str(t) for t in ACES["thetas"]) if ACES else "",
-        args=as_json(ACES_PARAMS),
+        thetas=words(ACES["thetas"]) if ACES else "",
+        args=as_json(aces.sweep_params(config) if ACES else {}),
         max_inputs=ACES["max_inputs"] if ACES else 0,
         skip=ACES.get("skip", 1) if ACES else 1,
         pack=config["cohen"]["pack"],
@@ -37,15 +44,16 @@ rule table_aces:
     output:
         table_outputs("aces"),
     params:
-        radii=" ".join(str(r) for r in config["radii"]),
+        radii=words(config["radii"]),
         reference=as_json(config.get("aces", {}).get("reference")),
+        out=out_prefix,
     conda:
         "../../environment.yml"
     log:
         "logs/tables/aces.log",
     shell:
         "rsscale table aces --inputs {input} --radii {params.radii} --reference {params.reference}"
-        " --out results/tables/aces 2>&1 | tee {log}"
+        " --out {params.out} 2>&1 | tee {log}"
 
 
 rule figure_aces_tradeoff:
@@ -55,9 +63,11 @@ rule figure_aces_tradeoff:
     output:
         report("figures/aces_tradeoff.png", caption="../report/aces_tradeoff.rst", category="Trade-off"),
         "figures/aces_tradeoff.pdf",
+    params:
+        out=out_prefix,
     conda:
         "../../environment.yml"
     log:
         "logs/figures/aces_tradeoff.log",
     shell:
-        "rsscale figure aces --inputs {input} --out figures/aces_tradeoff > {log} 2>&1"
+        "rsscale figure aces --inputs {input} --out {params.out} > {log} 2>&1"

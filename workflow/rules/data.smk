@@ -3,8 +3,8 @@ rule data:
     output:
         "results/data/{dataset}.pt",
     params:
-        name=lambda w: dataset_spec(w.dataset)["name"],
-        args=lambda w: as_json(dataset_spec(w.dataset).get("params", {})),
+        name=lambda w: PLAN.dataset(w.dataset)["name"],
+        args=lambda w: as_json(PLAN.dataset(w.dataset).get("params", {})),
     conda:
         "../../environment.yml"
     log:

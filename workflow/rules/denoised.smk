@@ -1,3 +1,14 @@
+# Denoised smoothing: a classifier trained without noise, certified bare and behind DnCNN denoisers trained for
+# each (sigma, objective) in front of it, next to the main study's Gaussian-trained model on the same inputs
+# (rsscale.experiments.denoised).
+from rsscale.experiments import denoised
+
+DENOISED_RUNS = denoised.runs(PLAN)
+DENOISERS = denoised.denoisers(PLAN)  # composed checkpoint path -> its train-denoiser arguments
+if DENOISED_RUNS:
+    add_to_study(tables=["denoised"])
+
+
 rule train_denoiser:
     """Train a DnCNN denoiser in front of a frozen classifier; write the composed f(D(x)) checkpoint."""
     input:
@@ -31,12 +42,13 @@ rule table_denoised:
     output:
         table_outputs("denoised"),
     params:
-        radii=" ".join(str(r) for r in config["radii"]),
+        radii=words(config["radii"]),
         reference=as_json(config.get("denoised", {}).get("reference")),
+        out=out_prefix,
     conda:
         "../../environment.yml"
     log:
         "logs/tables/denoised.log",
     shell:
         "rsscale table denoised --inputs {input} --radii {params.radii} --reference {params.reference}"
-        " --out results/tables/denoised 2>&1 | tee {log}"
+        " --out {params.out} 2>&1 | tee {log}"

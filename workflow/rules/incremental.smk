@@ -1,14 +1,19 @@
 # Incremental RS (IRS): the digits CNN of the sample-count sweep certified once with a cache, then each
-# modification (int8 quantization, global pruning) certified from scratch and incrementally.
+# modification (int8 quantization, global pruning) certified from scratch and incrementally; the job itself writes
+# the table (rsscale.experiments.incremental).
+from rsscale.experiments import incremental
+
 INCREMENTAL = config.get("incremental")
+if INCREMENTAL:
+    add_to_study(tables=["incremental"])
 
 
-rule table_incremental:
+rule incremental:
     """IRS vs certification from scratch per model modification: wall-clock and its ratio, mean zeta, ACR and
     certified accuracy of both, agreement of decisions."""
     input:
         data=f"results/data/{config['cohen']['dataset']}.pt",
-        model=model_for(config["cohen"]["dataset"], INCREMENTAL["sigma"]) if INCREMENTAL else [],
+        model=incremental.model(PLAN) if INCREMENTAL else [],
     output:
         table_outputs("incremental"),
         "results/tables/incremental.json",
@@ -23,15 +28,16 @@ rule table_incremental:
             alpha=config["cohen"]["alpha"],
             batch_size=config["cohen"]["batch_size"],
             pack=config["cohen"]["pack"],
-            radii=" ".join(str(r) for r in config["radii"]),
+            radii=words(config["radii"]),
             **INCREMENTAL,
         ),
         seed=config["seed"],
+        out=out_prefix,
     threads: workflow.cores
     conda:
         "../../environment.yml"
     log:
-        "logs/tables/incremental.log",
+        "logs/incremental.log",
     shell:
         "rsscale incremental --data {input.data} --checkpoint {input.model} {params.args} --seed {params.seed}"
-        " --threads {threads} --out results/tables/incremental > {log} 2>&1"
+        " --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,3 +1,12 @@
+# The engine profile: certification vs forward-only throughput per model of the main study, and per model size
+# (rsscale.experiments.profile).
+from rsscale.experiments import profile
+
+PROFILES = profile.runs(PLAN)
+PROFILE_SIZES = config["profile"].get("sizes")
+add_to_study(tables=["profile"] + (["profile_sizes"] if PROFILE_SIZES else []))
+
+
 rule profile:
     """Certification vs forward-only throughput, same model, batch size and device; prints the ratio."""
     input:
@@ -11,7 +20,7 @@ rule profile:
     params:
         batches=config["profile"]["batches"],
         repeats=config["profile"]["repeats"],
-        batch_sizes=" ".join(str(b) for b in config["profile"]["batch_sizes"]),
+        batch_sizes=words(config["profile"]["batch_sizes"]),
         engine=as_json(config["profile"].get("engine", {})),
         seed=config["seed"],
     threads: workflow.cores
@@ -25,7 +34,23 @@ rule profile:
         " --threads {threads} --out {output.csv} 2>&1 | tee {log}"
 
 
-rule table_profile_sizes:
+rule table_profile:
+    """Throughput of certification next to the forward-only ceiling."""
+    input:
+        PROFILES,
+    output:
+        table_outputs("profile"),
+    params:
+        out=out_prefix,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/profile.log",
+    shell:
+        "rsscale table profile --inputs {input} --out {params.out} > {log} 2>&1"
+
+
+rule profile_sizes:
     """The engine profile per model size: certification / forward-only throughput of untrained models of each size."""
     input:
         f"results/data/{config['cohen']['dataset']}.pt",
@@ -33,13 +58,14 @@ rule table_profile_sizes:
         table_outputs("profile_sizes"),
         sidecar="results/tables/profile_sizes.json",
     params:
-        models=as_json(config["profile"].get("sizes", {}).get("models", {})),
-        batches=config["profile"].get("sizes", {}).get("batches", 1),
-        repeats=config["profile"].get("sizes", {}).get("repeats", 1),
-        batch_sizes=" ".join(str(b) for b in config["profile"]["batch_sizes"]),
+        models=as_json((PROFILE_SIZES or {}).get("models", {})),
+        batches=(PROFILE_SIZES or {}).get("batches", 1),
+        repeats=(PROFILE_SIZES or {}).get("repeats", 1),
+        batch_sizes=words(config["profile"]["batch_sizes"]),
         engine=as_json(config["profile"].get("engine", {})),
         sigma=config["profile"]["sigmas"][0],
         seed=config["seed"],
+        out=lambda w, output: output[0],
     threads: workflow.cores
     conda:
         "../../environment.yml"
@@ -48,5 +74,5 @@ rule table_profile_sizes:
     shell:
         "rsscale profile-sizes --data {input} --models {params.models} --sigma {params.sigma}"
         " --batch-sizes {params.batch_sizes} --batches {params.batches} --repeats {params.repeats}"
-        " --engine {params.engine} --seed {params.seed} --threads {threads} --out results/tables/profile_sizes.csv"
+        " --engine {params.engine} --seed {params.seed} --threads {threads} --out {params.out}"
         " 2>&1 | tee {log}"

@@ -3,18 +3,14 @@ rule train:
     input:
         data=lambda w: f"results/data/{w.dataset}.pt",
         # a distillation objective (crt) trains from another model: its checkpoint
-        teacher=lambda w: MODELS[f"results/models/{w.dataset}/{w.name}.pt"]["objective_params"].get("teacher", []),
+        teacher=lambda w: PLAN.models[f"results/models/{w.dataset}/{w.name}.pt"]["objective_params"].get("teacher", []),
     output:
         model="results/models/{dataset}/{name}.pt",
         sidecar="results/models/{dataset}/{name}.json",
         sha="results/models/{dataset}/{name}.pt.sha256",
     params:
-        args=lambda w, output: (
-            "--arch {arch} --arch-params {ap} --objective {objective} --objective-params {op} --sigma {sigma}"
-            " --epochs {epochs} --batch-size {batch_size} --lr {lr}"
-        ).format(ap=as_json(MODELS[output.model]["arch_params"]), op=as_json(MODELS[output.model]["objective_params"]),
-                 **MODELS[output.model]),
-        seed=lambda w, output: MODELS[output.model]["seed"],
+        args=lambda w, output: train_args(PLAN.models[output.model]),
+        seed=lambda w, output: PLAN.models[output.model]["seed"],
     threads: 1
     conda:
         "../../environment.yml"

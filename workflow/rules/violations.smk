@@ -1,8 +1,11 @@
 # The violation search for input-dependent sigma (issue 6): certified balls on the ball oracle, points inside them
-# where the smoothed classifier at the noise the method picks there says another class.
+# where the smoothed classifier at the noise the method picks there says another class; the search writes the table
+# itself (rsscale.experiments.violations).
+if "violations" in config:
+    add_to_study(tables=["violations"])
 
 
-rule table_violations:
+rule violation_search:
     """Per method (DDRS, QCRS, ANCER, their memory-fixed variants, ISRS and Cohen): inputs, points tried, violations
     found and the first violating example."""
     output:
@@ -10,6 +13,7 @@ rule table_violations:
     params:
         settings=as_json({k: v for k, v in config.get("violations", {}).items() if k != "seed"}),
         seed=config.get("violations", {}).get("seed", config["seed"]),
+        out=out_prefix,
     threads: 1
     conda:
         "../../environment.yml"
@@ -17,4 +21,4 @@ rule table_violations:
         "logs/tables/violations.log",
     shell:
         "rsscale violations --settings {params.settings} --seed {params.seed} --threads {threads}"
-        " --out results/tables/violations 2>&1 | tee {log}"
+        " --out {params.out} 2>&1 | tee {log}"

@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from rsscale.analysis.results import Run
 from rsscale.io import write_csv_atomic, write_text_atomic
 
 
@@ -41,17 +40,6 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
     latex += [r"\bottomrule", r"\end{tabular}"]
     write_text_atomic(paths[2], "\n".join(latex) + "\n")
     return paths
-
-
-def certified_accuracy_rows(runs: Sequence[Run], radii: Sequence[float], key: str = "sigma") -> list[dict]:
-    """Cohen et al.-style rows: one per run (by ``key``), certified accuracy at each radius, ACR."""
-    rows = []
-    for run in sorted(runs, key=lambda r: r.parameters.get(key, 0)):
-        row = {key: run.parameters.get(key), "inputs": len(run)}
-        row.update({f"r={r:g}": run.certified_accuracy(r) for r in radii})
-        row["ACR"] = run.acr()
-        rows.append(row)
-    return rows
 
 
 PUBLISHED = "_published"
@@ -112,3 +100,10 @@ def reference_caption(caption: str, reference: dict | None) -> str:
     if reference is None:
         return caption
     return "; ".join(part for part in (caption, f"published: {reference['source']}") if part)
+
+
+def write_rows(rows: Sequence[dict], out: str | Path, caption: str = "", reference: dict | None = None) -> None:
+    """Write a table whose columns are its rows' keys, with the published columns of ``reference``; print it."""
+    rows = attach_reference(rows, reference)
+    write_table(rows, list(rows[0]), out, caption=reference_caption(caption, reference))
+    print(Path(f"{out}.md").read_text())

@@ -24,16 +24,41 @@ import numpy as np
 from scipy.stats import binomtest
 
 from rsscale import methods
-from rsscale.analysis import claims
-from rsscale.analysis.figures import plt, save
 from rsscale.data import Dataset
-from rsscale.io import RowWriter, read_columns, read_sidecar, write_csv_atomic
+from rsscale.experiments import claims
+from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
+from rsscale.experiments.figures import plt, save
+from rsscale.experiments.plan import Plan
+from rsscale.experiments.tables import write_rows
+from rsscale.io import RowWriter, read_columns, read_rows, read_sidecar, write_csv_atomic
 from rsscale.models import load_models, training_sigma
 from rsscale.provenance import utc_now, write_sidecar
 from rsscale.run import certify_packs, input_indices
 
 SWEEP_COLUMNS = ["idx", "label", "theta", "prediction", "correct", "certified", "selected", "radius", "p_lower",
                  "p_f", "p_select", "f_prediction", "core_prediction", "forward_passes", "seconds"]
+
+
+def sweeps(plan: Plan) -> dict[str, dict]:
+    """The theta-sweep files of the ``aces`` section -> their models: F = the main study's Gaussian-trained model at
+    each sigma, core = the same architecture trained without noise."""
+    spec = plan.config.get("aces")
+    if not spec:
+        return {}
+    return {f"results/aces/{spec['dataset']}/sigma{sigma}.csv": {"model": plan.model(spec["dataset"], sigma),
+                                                                 "core": plan.model(spec["dataset"], 0.0)}
+            for sigma in spec["sigmas"]}
+
+
+def runs(plan: Plan) -> list[str]:
+    return list(sweeps(plan))
+
+
+def sweep_params(config: dict) -> dict:
+    """The certification parameters of every sweep (``rsscale aces --params``)."""
+    spec = config["aces"]
+    return {"n0": spec["n0"], "n": spec["n"], "alpha": config["cohen"]["alpha"],
+            "batch_size": config["cohen"]["batch_size"]}
 
 
 def sweep_records(indices: Sequence[int], labels: Sequence[int], thetas: Sequence[float], certs_by_theta) -> list[dict]:
@@ -163,6 +188,16 @@ def aces_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
     return save(fig, prefix)
 
 
+def table(inputs: Sequence[str], out: str, options: TableOptions) -> None:
+    """The table from theta-sweep files (``rsscale aces``), not certification runs."""
+    write_rows(aces_rows(inputs, options.radii), out, "ACES vs pure RS and the core model", options.reference)
+
+
+def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
+    """The figure from the ``aces`` table's CSV."""
+    aces_tradeoff_figure(read_rows(inputs[0]), out)
+
+
 @claims.test("aces_tradeoff")
 def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
     """Per sigma, the ACES theta of highest clean accuracy whose ACR is >= (1 - max_acr_loss) x pure RS's: supported
@@ -192,3 +227,7 @@ def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
         if verdict in verdicts:
             return "; ".join(texts), verdict
     return "; ".join(texts), "supported"
+
+
+register(Experiment("aces", "ACES: certify F or fall back to a core model, across the selector's theta",
+                    runs, table, figure))

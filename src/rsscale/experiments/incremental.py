@@ -26,13 +26,15 @@ import numpy as np
 import torch
 
 from rsscale import methods
-from rsscale.analysis.claims import test
-from rsscale.analysis.results import average_certified_radius, certified_accuracy
-from rsscale.analysis.tables import write_table
 from rsscale.certificate import Certificate
 from rsscale.data import Dataset
+from rsscale.experiments import claims
+from rsscale.experiments.base import Experiment, register
+from rsscale.experiments.plan import Plan
+from rsscale.experiments.tables import write_table
 from rsscale.io import RowWriter, read_rows
 from rsscale.methods.irs import IRSCache
+from rsscale.metrics import average_certified_radius, certified_accuracy
 from rsscale.models import load_models, training_sigma
 from rsscale.modify import modify, zero_fraction
 from rsscale.noise import Gaussian
@@ -42,6 +44,11 @@ from rsscale.smooth import SmoothedClassifier
 
 #: Columns of the incremental table that hold counts (integers).
 COUNT_COLUMNS = ("inputs", "n", "n_incremental")
+
+
+def model(plan: Plan) -> str:
+    """The original model: the main dataset's model at the ``incremental`` section's sigma."""
+    return plan.model(plan.config["cohen"]["dataset"], plan.config["incremental"]["sigma"])
 
 
 def _seed(seed: int, *keys: int) -> torch.Generator:
@@ -147,7 +154,7 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
     return rows, original
 
 
-@test("incremental_speedup")
+@claims.test("incremental_speedup")
 def speedup_test(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
     """Every modification is re-certified by IRS at least ``min_speedup`` x faster (wall-clock) than from scratch,
     taking the same decision on at least ``min_agreement`` of the inputs; the ACR of both is reported."""
@@ -163,3 +170,6 @@ def speedup_test(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]
     if all(fast) and all(agree):
         return measured, "supported"
     return measured, "not supported" if not any(fast) else "inconclusive"
+
+
+register(Experiment("incremental", "incremental RS against certification from scratch per model modification"))

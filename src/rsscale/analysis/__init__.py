@@ -1,1 +1,0 @@
-"""From result files to tables and figures (no sampling happens here)."""
