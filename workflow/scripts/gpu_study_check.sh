@@ -36,7 +36,7 @@ study() {  # study NAME CORES LIMIT [snakemake args]: one study end to end, its 
   local name=$1 cores=$2 limit=$3; shift 3
   local start=$SECONDS
   timeout "$limit" python3 -m snakemake --snakefile "$PWD/Snakefile" --directory "/tmp/$name" --cores "$cores" \
-    --set-threads certify=2 aces_sweep=2 fit_sween_weights=2 table_incremental=2 "$@" > "$out/${name}_study.log" 2>&1
+    --set-threads certify=2 aces_sweep=2 fit_sween_weights=2 incremental=2 "$@" > "$out/${name}_study.log" 2>&1
   local rc=$?
   echo "$name study: rc=$rc, $((SECONDS - start)) s, $(grep -c '^Finished job' "$out/${name}_study.log") jobs finished;" \
        "$(grep -o '[0-9]* of [0-9]* steps ([0-9]*%) done' "$out/${name}_study.log" | tail -n 1)" | tee -a "$out/summary.txt"
