@@ -17,10 +17,11 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text) -> str:
+    """``text`` (any value, as ``str``) safe in LaTeX text mode."""
     specials = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-                "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}"}
-    return "".join(specials.get(char, char) for char in text)
+                "{": r"\{", "}": r"\}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
+    return "".join(specials.get(char, char) for char in str(text))
 
 
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
@@ -35,8 +36,8 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
         markdown = [f"*{caption}*", ""] + markdown
     write_text_atomic(paths[1], "\n".join(markdown) + "\n")
     latex = [r"\begin{tabular}{" + "r" * len(columns) + "}", r"\toprule",
-             " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]
-    latex += [" & ".join(_latex_escape(c) for c in line) + r" \\" for line in cells]
+             " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule"]
+    latex += [" & ".join(latex_escape(c) for c in line) + r" \\" for line in cells]
     latex += [r"\bottomrule", r"\end{tabular}"]
     write_text_atomic(paths[2], "\n".join(latex) + "\n")
     return paths
