@@ -183,7 +183,7 @@ def test_cli_writes_the_table_and_fails_on_an_unsound_method(tmp_path, capsys, m
 
     monkeypatch.setattr(rsscale.methods, "build", point_estimate_factory)
     with pytest.raises(SystemExit) as exit_info:
-        main(["harness", "--trials", "300", "--methods", "cohen", *options, "--out", str(out)])
+        main(["harness", "--trials", "300", "--methods", "cohen", *options, "--out", str(tmp_path / "unsound")])
     assert exit_info.value.code == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "FAIL" in error and "cohen/gaussian-axis-d2" in error
@@ -191,3 +191,26 @@ def test_cli_writes_the_table_and_fails_on_an_unsound_method(tmp_path, capsys, m
     assert main(["harness", "--trials", "10", "--limit", "cohen/nothing=5", "--out", str(out)]) == 2
     assert main(["harness", "--trials", "10", "--limit", "cohen/gaussian-axis-d2", "--out", str(out)]) == 2
     assert main(["harness", "--trials", "10", "--methods", "nothing", "--out", str(out)]) == 2
+
+
+def _rows_without_seconds(path):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(path.open())]
+
+
+def test_a_killed_harness_run_resumes_with_the_cases_it_had_not_finished(tmp_path, monkeypatch):
+    """Rows are written as each case finishes; a restart takes the finished cases from the file, runs the others,
+    and writes the table of an uninterrupted run; rows of a run with other trials are refused."""
+    from rsscale.experiments import soundness
+
+    whole = soundness.run(tmp_path / "whole", 40, ["cohen", "dipole"], seed=3)
+    lines = (tmp_path / "whole.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "resumed.csv").write_text("".join(lines[:4]) + lines[4][:20])  # 3 rows, then half a row
+    ran = []
+    run_case = harness.run_case
+    monkeypatch.setattr(harness, "run_case", lambda entry, *a, **k: ran.append(entry.key) or run_case(entry, *a, **k))
+    resumed = soundness.run(tmp_path / "resumed", 40, ["cohen", "dipole"], seed=3)
+    assert len(ran) == len(whole) - 3 and not {f"{r['method']}/{r['case']}" for r in whole[:3]} & set(ran)
+    assert _rows_without_seconds(tmp_path / "resumed.csv") == _rows_without_seconds(tmp_path / "whole.csv")
+    assert (tmp_path / "resumed.md").is_file() and (tmp_path / "resumed.tex").is_file()
+    with pytest.raises(ValueError, match="another harness run"):
+        soundness.run(tmp_path / "resumed", 50, ["cohen", "dipole"], seed=3)

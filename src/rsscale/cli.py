@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rsscale import experiments, harness, methods, paper, violations
+from rsscale import experiments, methods, paper, violations
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.experiments import aces, incremental, tables
+from rsscale.experiments import aces, incremental, soundness, tables
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -173,12 +173,7 @@ def cmd_harness(args) -> None:
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
     check_alpha(args.alpha)
-    rows = harness.run_harness(args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped,
-                               report=lambda row: print(harness.format_row(row), flush=True))
-    tables.write_table(rows, harness.COLUMNS, args.out,
-                       caption=f"Soundness harness: certificates violated on exact oracles (alpha = {args.alpha:g}; "
-                               f"rate interval: two-sided 95% Clopper-Pearson; FAIL: its lower end exceeds alpha "
-                               f"for a method that claims soundness)")
+    rows = soundness.run(args.out, args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped)
     failed = [f"{r['method']}/{r['case']} {r['norm']}" for r in rows if r["verdict"] == "FAIL"]
     if failed:
         print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} for a method "

@@ -278,9 +278,15 @@ def format_row(row: Mapping) -> str:
 
 def run_harness(trials: int, names: Sequence[str] | None = None, seed: int = 0, alpha: float = 0.05,
                 limits: Mapping[str, int] | None = None, uncapped: bool = False,
-                report: Callable[[dict], object] | None = None) -> list[dict]:
+                report: Callable[[dict], object] | None = None,
+                recorded: Mapping[tuple[str, str, str], Mapping] | None = None) -> list[dict]:
     """Every case of the given methods (default: all registered) at ``trials`` per case (see :meth:`Case.trials_for`);
-    rows as in :data:`COLUMNS`, with a 'no case' row for each method without a case.  ``report`` gets each row."""
+    rows as in :data:`COLUMNS`, with a 'no case' row for each method without a case.  ``report`` gets each row.
+
+    ``recorded`` maps ``(method, case, norm)`` to the rows of an earlier, interrupted run of the same harness: a case
+    whose every norm is recorded is not run again (its rows are taken as they are, after checking that they have this
+    run's trials and alpha), so a resumed run gives the rows of an uninterrupted one.
+    """
     names = methods.available() if names is None else list(names)
     for name in names:
         methods.info(name)  # unknown names raise here
@@ -288,21 +294,33 @@ def run_harness(trials: int, names: Sequence[str] | None = None, seed: int = 0, 
     unknown = set(limits or {}) - set(known)
     if unknown:
         raise ValueError(f"unknown harness cases in limits: {sorted(unknown)}; known: {known}")
+    recorded = recorded or {}
     rows = []
     for name in names:
         declared = declared_cases(name)
-        if not declared:
-            rows.append(no_case_row(name, alpha))
-            if report:
-                report(rows[-1])
+        found = [] if declared else [no_case_row(name, alpha)]
         for entry in declared:
+            expected = entry.trials_for(trials, limits, uncapped)
+            keys = [(entry.method, entry.name, norm) for norm in entry.norms]
+            if all(key in recorded for key in keys):
+                found += [_checked(dict(recorded[key]), entry, expected, alpha) for key in keys]
+                continue
             tic = time.perf_counter()
-            outcomes = run_case(entry, entry.trials_for(trials, limits, uncapped), seed, alpha)
-            for row in summarize(entry, outcomes, alpha, seconds=time.perf_counter() - tic):
-                rows.append(row)
-                if report:
-                    report(row)
+            outcomes = run_case(entry, expected, seed, alpha)
+            found += summarize(entry, outcomes, alpha, seconds=time.perf_counter() - tic)
+        for row in found:
+            rows.append(row)
+            if report:
+                report(row)
     return rows
+
+
+def _checked(row: dict, entry: Case, trials: int, alpha: float) -> dict:
+    """A recorded row of ``entry``, refused unless an earlier run of this same harness (trials, alpha) wrote it."""
+    if int(row["trials"]) != trials or float(row["alpha"]) != alpha:
+        raise ValueError(f"{entry.key}: the recorded rows come from another harness run (trials {row['trials']}, "
+                         f"alpha {row['alpha']}; this run: trials {trials}, alpha {alpha}); remove them to start over")
+    return row
 
 
 # ---- builders of common cases ------------------------------------------------------------------------------

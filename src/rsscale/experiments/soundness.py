@@ -4,6 +4,40 @@ fails when a method claimed sound violates its certificates significantly more o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rsscale import harness
 from rsscale.experiments.base import Experiment, register
+from rsscale.experiments.tables import write_table
+from rsscale.io import RowWriter, read_rows
+
+#: Columns of the harness's rows that are text, and those that are counts.
+TEXT_COLUMNS = ("method", "case", "norm", "verdict")
+COUNT_COLUMNS = ("dim", "n", "trials", "violations")
+
+
+def run(out: str | Path, trials: int, names: Sequence[str] | None = None, seed: int = 0, alpha: float = 0.05,
+        limits: Mapping[str, int] | None = None, uncapped: bool = False) -> list[dict]:
+    """The harness (:func:`rsscale.harness.run_harness`) into the table ``out`` (.csv, .md, .tex); returns its rows.
+
+    Each case's rows go to ``out.csv`` as the case finishes, so a killed run, restarted with the same arguments,
+    runs only the cases it had not finished and writes the table an uninterrupted run would (wall-clock aside).
+    """
+    with RowWriter(f"{out}.csv", key=("method", "case", "norm"), columns=harness.COLUMNS) as writer:
+        recorded = {(r["method"], r["case"], r["norm"]): r
+                    for r in read_rows(writer.path, TEXT_COLUMNS, COUNT_COLUMNS)} if writer.done else {}
+
+        def report(row: dict) -> None:
+            writer.write(row)
+            print(harness.format_row(row), flush=True)
+
+        rows = harness.run_harness(trials, names, seed, alpha, limits, uncapped, report=report, recorded=recorded)
+    write_table(rows, harness.COLUMNS, out,
+                caption=f"Soundness harness: certificates violated on exact oracles (alpha = {alpha:g}; rate "
+                        f"interval: two-sided 95% Clopper-Pearson; FAIL: its lower end exceeds alpha for a method "
+                        f"that claims soundness)")
+    return rows
+
 
 register(Experiment("soundness", "violation rates of every certifier on exact oracles"))
