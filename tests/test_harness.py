@@ -211,6 +211,7 @@ def test_a_killed_harness_run_resumes_with_the_cases_it_had_not_finished(tmp_pat
     resumed = soundness.run(tmp_path / "resumed", 40, ["cohen", "dipole"], seed=3)
     assert len(ran) == len(whole) - 3 and not {f"{r['method']}/{r['case']}" for r in whole[:3]} & set(ran)
     assert _rows_without_seconds(tmp_path / "resumed.csv") == _rows_without_seconds(tmp_path / "whole.csv")
+    assert [{**r, "seconds": 0} for r in resumed] == [{**r, "seconds": 0} for r in whole]
     assert (tmp_path / "resumed.md").is_file() and (tmp_path / "resumed.tex").is_file()
     with pytest.raises(ValueError, match="another harness run"):
         soundness.run(tmp_path / "resumed", 50, ["cohen", "dipole"], seed=3)
