@@ -51,3 +51,33 @@ def test_bad_settings():
         run_violations({"dsrs": BASE}, dim=4, ball_radius=1.0, sigma=0.5, inputs=2, far=2.0)
     with pytest.raises(ValueError, match="inputs >= 1"):
         run_violations({"cohen": BASE}, dim=4, ball_radius=1.0, sigma=0.5, inputs=0, far=2.0)
+
+
+def test_a_killed_search_resumes_with_the_methods_it_had_not_finished(tmp_path, monkeypatch):
+    """Rows are written as each method's search finishes; a restart searches only the others and writes the table of
+    an uninterrupted run (bools, counts and NaNs read back as written); rows of another search are refused."""
+    from rsscale import violations
+    from rsscale.experiments import violations as experiment
+
+    specs = {"cohen": BASE, "qcrs": {**BASE, "n_search": 50, "steps": 3}, "isrs": {**BASE, "rate": 0.1}}
+    settings = {"dim": 6, "ball_radius": 1.5, "sigma": 0.5, "inputs": 4, "far": 3.0, "random_points": 1,
+                "mc_samples": 500}
+    whole = experiment.run(tmp_path / "whole", specs, seed=2, **settings)
+    lines = (tmp_path / "whole.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "resumed.csv").write_text("".join(lines[:2]).replace(",False,", ",0,").replace(",True,", ",1,")
+                                          + lines[2][:15])  # the writer's first row, then half a row
+    searched = []
+    search = violations.search
+    monkeypatch.setattr(violations, "search", lambda label, *a, **k: searched.append(label) or search(label, *a, **k))
+    resumed = experiment.run(tmp_path / "resumed", specs, seed=2, **settings)
+    assert searched == ["qcrs", "isrs"]
+    for old, new in zip(whole, resumed, strict=True):
+        for column in violations.COLUMNS[:-1]:  # all but seconds: same value, same type (bool, int, float, nan)
+            a, b = old[column], new[column]
+            assert type(a) is type(b) and (a == b or (isinstance(a, float) and np.isnan(a) and np.isnan(b))), column
+    for name in ("whole", "resumed"):
+        assert (tmp_path / f"{name}.md").is_file()
+    cut = [line.rsplit(",", 1)[0] for line in (tmp_path / "resumed.csv").read_text().splitlines()]
+    assert cut == [line.rsplit(",", 1)[0] for line in (tmp_path / "whole.csv").read_text().splitlines()]
+    with pytest.raises(ValueError, match="another search"):
+        experiment.run(tmp_path / "resumed", specs, seed=2, **{**settings, "inputs": 5})

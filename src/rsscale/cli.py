@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rsscale import experiments, methods, paper, violations
+from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.experiments import aces, incremental, soundness, tables
+from rsscale.experiments import aces, incremental, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -186,13 +186,7 @@ def cmd_violations(args) -> None:
     specs = settings.pop("methods", None)
     if not isinstance(specs, dict) or not specs:
         raise ValueError("--settings needs a non-empty 'methods' mapping of label -> method parameters")
-    rows = violations.run_violations(specs, seed=args.seed, **settings)
-    for row in rows:
-        print(violations.format_row(row), flush=True)
-    tables.write_table(rows, violations.COLUMNS, args.out,
-                       caption="Violation search for input-dependent sigma on the ball oracle: points inside certified "
-                               "balls where the smoothed classifier, at the noise the method picks there, says "
-                               "another class")
+    violations.run(args.out, specs, args.seed, **settings)
 
 
 def cmd_claims(args) -> None:

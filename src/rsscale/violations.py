@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -131,11 +131,16 @@ def _level(level) -> float:
 
 
 def run_violations(specs: Mapping[str, dict], dim: int, ball_radius: float, sigma: float, inputs: int, far: float,
-                   random_points: int = 8, seed: int = 0, mc_samples: int = 4000,
-                   temperature: float = 1.0) -> list[dict]:
+                   random_points: int = 8, seed: int = 0, mc_samples: int = 4000, temperature: float = 1.0,
+                   report: Callable[[dict], object] | None = None,
+                   recorded: Mapping[str, Mapping] | None = None) -> list[dict]:
     """One row per ``label -> params`` of ``specs`` (label ``method`` or ``method+variant``, params passed to
     :func:`rsscale.methods.build`): the ball oracle ``||x|| <= ball_radius`` in ``dim`` dimensions, the same ``inputs``
-    inputs at distances U(0, far) for every method, seeded by ``seed``."""
+    inputs at distances U(0, far) for every method, seeded by ``seed``.  ``report`` gets each row as it is found.
+
+    ``recorded`` maps labels to the rows of an earlier, interrupted run with the same settings: those methods are not
+    searched again (each method's search draws from its own generator, so the others' rows do not change).
+    """
     if dim < 1 or inputs < 1 or random_points < 0:
         raise ValueError(f"need dim >= 1, inputs >= 1, random_points >= 0; got {dim}, {inputs}, {random_points}")
     if not (ball_radius > 0 and far > 0):
@@ -144,12 +149,22 @@ def run_violations(specs: Mapping[str, dict], dim: int, ball_radius: float, sigm
     model = SoftBall(oracle, temperature)
     rng = np.random.default_rng(seed)
     xs = oracle.inputs_at(rng.uniform(0.0, far, inputs), torch.Generator().manual_seed(seed))
+    recorded = recorded or {}
     rows = []
     for label, params in specs.items():
-        certifier = methods.build(label.split("+")[0], model=model, num_classes=2, sigma=sigma, device="cpu",
-                                  **(params or {}))
-        rows.append(search(label, certifier, oracle, xs, torch.Generator().manual_seed(seed + 1), random_points,
-                           mc_samples))
+        if label in recorded:
+            row = dict(recorded[label])
+            if row["inputs"] != inputs:
+                raise ValueError(f"{label}: the recorded row comes from another search ({row['inputs']} inputs; this "
+                                 f"one: {inputs}); remove it to start over")
+        else:
+            certifier = methods.build(label.split("+")[0], model=model, num_classes=2, sigma=sigma, device="cpu",
+                                      **(params or {}))
+            row = search(label, certifier, oracle, xs, torch.Generator().manual_seed(seed + 1), random_points,
+                         mc_samples)
+        rows.append(row)
+        if report:
+            report(row)
     return rows
 
 

@@ -1,4 +1,4 @@
-# The violation search for input-dependent sigma (issue 6): certified balls on the ball oracle, points inside them
+# The violation search for input-dependent sigma: certified balls on the ball oracle, points inside them
 # where the smoothed classifier at the noise the method picks there says another class; the search writes the table
 # itself (rsscale.experiments.violations).
 if "violations" in config:

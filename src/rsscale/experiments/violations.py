@@ -1,12 +1,54 @@
 """The violation search for input-dependent sigma (``rsscale violations``, :mod:`rsscale.violations`): certified
 balls on the ball oracle and points inside them where the smoothed classifier, at the noise the method picks there,
-says another class.  The search writes the ``violations`` table itself; this module holds its claim test
+says another class.  :func:`run` writes the ``violations`` table; this module also holds its claim test
 ``violations_found``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
+from rsscale import violations
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, register
+from rsscale.experiments.tables import write_table
+from rsscale.io import RowWriter, parse_cell, read_rows
+
+CAPTION = ("Violation search for input-dependent sigma on the ball oracle: points inside certified balls where the "
+           "smoothed classifier, at the noise the method picks there, says another class")
+
+
+def as_written(row: Mapping[str, str]) -> dict:
+    """A search row read back from the resumable writer's file, with the types the search gave it: the label as text,
+    ``sound`` as a bool (written 1/0), counts as integers (floats are always written with a point), the rest as
+    :func:`rsscale.io.parse_cell` reads it."""
+    def typed(column: str, text: str):
+        if column == "method":
+            return text
+        if column == "sound":
+            return text == "1"
+        return int(text) if text.lstrip("-").isdigit() else parse_cell(text)
+
+    return {column: typed(column, text) for column, text in row.items()}
+
+
+def run(out: str | Path, specs: Mapping[str, dict], seed: int = 0, **settings) -> list[dict]:
+    """The search (:func:`rsscale.violations.run_violations`) into the table ``out`` (.csv, .md, .tex).
+
+    Each method's row goes to ``out.csv`` as its search finishes; a killed run, restarted with the same arguments,
+    searches only the methods it had not finished and writes the table an uninterrupted run would.
+    """
+    with RowWriter(f"{out}.csv", key=("method",), columns=violations.COLUMNS) as writer:
+        recorded = {r["method"]: r for r in map(as_written, read_rows(writer.path, violations.COLUMNS))} \
+            if writer.done else {}
+
+        def report(row: dict) -> None:
+            writer.write(row)
+            print(violations.format_row(row), flush=True)
+
+        rows = violations.run_violations(specs, seed=seed, report=report, recorded=recorded, **settings)
+    write_table(rows, violations.COLUMNS, out, caption=CAPTION)
+    return rows
 
 
 @claims.test("violations_found")
