@@ -9,7 +9,8 @@
 #
 # Needs PyTorch with CUDA and Snakemake; a folder .whl/ of wheels (Snakemake and what it needs) is installed
 # into /tmp/site first when present (for a machine with no package index).  DEFAULT_LIMIT (seconds, default
-# 480) caps the default study; its log says how many of its jobs finished.  Certification jobs get 2 threads
+# 480) caps the default study; its log says how many of its jobs finished.  STUDIES (default "default quick")
+# names the studies to run.  Certification jobs get 2 threads
 # each (--set-threads), so several share the GPU at once.
 set -uo pipefail
 out=${1:-results/gpu_study}
@@ -42,8 +43,9 @@ study() {  # study NAME CORES LIMIT [snakemake args]: one study end to end, its 
        "$(grep -o '[0-9]* of [0-9]* steps ([0-9]*%) done' "$out/${name}_study.log" | tail -n 1)" | tee -a "$out/summary.txt"
 }
 
-study default 10 "${DEFAULT_LIMIT:-480}" &
-study quick 4 200 --configfile "$PWD/workflow/config/quick.yaml"
+studies=" ${STUDIES:-default quick} "
+[[ $studies == *" default "* ]] && study default 10 "${DEFAULT_LIMIT:-480}" &
+[[ $studies == *" quick "* ]] && study quick 4 200 --configfile "$PWD/workflow/config/quick.yaml"
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py -k cuda > "$out/cuda_tests.log" 2>&1
 echo "CUDA tests: $(tail -n 1 "$out/cuda_tests.log")" | tee -a "$out/summary.txt"
 timeout 200 python3 workflow/scripts/gpu_families.py --device cuda --trials "${FAMILY_TRIALS:-1000}" \
