@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsscale import methods
+from rsscale import harness, methods
 
 REPO = Path(__file__).resolve().parents[1]
 
