@@ -309,7 +309,11 @@ def run_case(entry: Case, trials: int, seed: int = 0, alpha: float = 0.05, facto
     """Run one case with ``trials`` trials per position; its seed is derived from ``seed`` and the case's key."""
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
-    return entry.run(int(trials), _seed(seed, zlib.crc32(entry.key.encode())), float(alpha), factory or methods.build)
+    outcome = entry.run(int(trials), _seed(seed, zlib.crc32(entry.key.encode())), float(alpha),
+                        factory or methods.build)
+    if set(outcome.radii) != set(entry.norms):
+        raise RuntimeError(f"{entry.key} declares the norms {entry.norms} but checked {sorted(outcome.radii)}")
+    return outcome
 
 
 # ---- verdicts ----------------------------------------------------------------------------------------------
@@ -443,16 +447,17 @@ def _checked(row: dict, entry: Case, trials: int, alpha: float) -> dict:
 
 
 def half_space_case(method: str, label: str, dim: int, axis: int | None, family: str = "gaussian",
-                    max_trials: int | None = None, ps: Sequence[float] = HALF_SPACE_P, exact: bool = False,
-                    **params) -> Case:
+                    max_trials: int | None = None, ps: Sequence[float] = HALF_SPACE_P,
+                    labels: Sequence[str] | None = None, exact: bool = False, **params) -> Case:
     """The case ``{label}-{axis|rotated}-d{dim}``: the half-space ``u . x > 0`` (u = e_axis, or a random-sign
     diagonal, tight in l2 and l_inf) under ``family`` noise, the certifier built with ``params``, inputs at the p_A of
-    ``ps`` on either side; ``exact``: the certifier is Cohen's CERTIFY, whose violation probability is computed.  A
+    ``ps`` on either side (named ``p=...``, or by ``labels``); ``exact``: the certifier is Cohen's CERTIFY, whose
+    violation probability is computed.  A
     ``family`` other than Gaussian is passed on as the certifier's ``noise``."""
     noise = noise_from_sigma(family, SIGMA)
     name = f"{label}-{'axis' if axis is not None else 'rotated'}-d{dim}"
     params = params if family == "gaussian" else {**params, "noise": family}  # the certifier smooths with it too
-    positions = p_positions(ps, cohen_exact() if exact else None)
+    positions = p_positions(ps, cohen_exact() if exact else None, labels)
 
     def run(trials, seed, alpha, factory):
         oracle = IntervalClassifier(unit_vector(dim, axis) if axis is not None else sign_vector(dim), [0.0], [0, 1],

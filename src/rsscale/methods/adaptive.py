@@ -216,5 +216,6 @@ class Adaptive(Certifier):
         at its stopping time errs), just above it, and far above."""
         p_star = float(ndtr(0.1 / harness.SIGMA))
         ps = (harness.NEAR_HALF, p_star - 0.01, p_star - 0.003, p_star + 0.003, 0.9)
-        return [harness.half_space_case(cls.name, strategy, 100, axis=None, ps=ps, r_target=0.1, strategy=strategy)
-                for strategy in STRATEGIES]
+        labels = (f"p={harness.NEAR_HALF:g}", "p*-0.01", "p*-0.003", "p*+0.003", "p=0.9")
+        return [harness.half_space_case(cls.name, strategy, 100, axis=None, ps=ps, labels=labels, r_target=0.1,
+                                        strategy=strategy) for strategy in STRATEGIES]
