@@ -112,9 +112,9 @@ def test_no_sound_method_fails_at_any_position_and_no_case_is_vacuous(rows):
         assert row["trials"] == LIMITS.get(f"{row['method']}/{row['case']}", TRIALS)
         assert row["rate_low"] <= row["rate"] <= row["rate_high"] and row["alpha"] == ALPHA
         assert 1.0 < row["detects_at"] < 20, row
-    for entry in harness.cases():  # many inputs get a certificate: the check is not vacuous
+    for entry in harness.cases():  # each case certifies most inputs somewhere: the check is not vacuous
         certified = [r["certified"] for r in rows if (r["method"], r["case"]) == (entry.method, entry.name)]
-        assert np.mean(certified) > 0.4, entry.key
+        assert max(certified) > 0.9, entry.key
 
 
 @pytest.mark.slow
