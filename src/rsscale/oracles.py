@@ -29,6 +29,8 @@ probability at most alpha on every input.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy.optimize import brentq
@@ -44,6 +46,7 @@ __all__ = [
     "dual_norm",
     "marginal_cdf",
     "marginal_ppf",
+    "sign_vector",
     "unit_vector",
     "violation_rate",
 ]
@@ -77,6 +80,13 @@ def unit_vector(dim: int, axis: int | None = None, seed: int = 0) -> torch.Tenso
         return torch.eye(dim)[axis]
     z = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (z / z.norm()).float()
+
+
+def sign_vector(dim: int, seed: int = 0) -> torch.Tensor:
+    """A random-sign diagonal ``s / sqrt(dim)``, s uniform on {-1, 1}^dim (from ``seed``): ``||u||_1 = sqrt(dim)``, so a
+    half-space along it is as close in l_inf as the l2 ball allows (its l_inf radius is its l2 radius / sqrt(dim))."""
+    signs = 2.0 * torch.randint(0, 2, (dim,), generator=torch.Generator().manual_seed(seed)) - 1.0
+    return signs / math.sqrt(dim)
 
 
 def dual_norm(u: torch.Tensor, norm_name: str) -> float:
@@ -124,12 +134,13 @@ class IntervalClassifier(torch.nn.Module):
         return (z + t * u).float()
 
     def inputs_at(self, ts, generator: torch.Generator) -> torch.Tensor:
-        """A batch of inputs with projections ``ts`` and random orthogonal components (batched :meth:`input_at`)."""
+        """A batch of inputs with projections ``ts`` and random orthogonal components (batched :meth:`input_at`), each
+        of shape :attr:`input_shape`."""
         ts = torch.as_tensor(np.asarray(ts, dtype=float), dtype=torch.float64)
         z = torch.randn((len(ts), *self.u.shape), generator=generator, dtype=torch.float64)
         u = self.u.double()
         z = z - (z @ u)[:, None] * u
-        return (z + ts[:, None] * u).float()
+        return (z + ts[:, None] * u).float().view(len(ts), *self.input_shape)
 
     def smoothed_probs(self, t, noise: NoiseDistribution) -> np.ndarray:
         """Class probabilities of the smoothed classifier, shape [..., num_classes]."""

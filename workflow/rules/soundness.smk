@@ -1,12 +1,13 @@
-# Soundness: every registered certifier on exact oracles; the harness writes the table itself
+# Soundness: every registered certifier on exact oracles, per worst-case position; the harness writes the table itself
 # (rsscale.experiments.soundness).
 if "soundness" in config:
     add_to_study(tables=["soundness"])
 
 
 rule soundness_harness:
-    """Violation rates of every registered certifier on exact oracles, with Clopper-Pearson intervals; the job
-    fails if a method claimed sound violates its certificates significantly more often than alpha."""
+    """Violation rates of every registered certifier on exact oracles, per worst-case position, with Clopper-Pearson
+    intervals, Holm's correction over each case's positions and each case's power; the job fails if a method claimed
+    sound violates its certificates significantly more often than alpha at any position."""
     output:
         table_outputs("soundness"),
     params:

@@ -5,10 +5,10 @@
 
 Each case of :mod:`rsscale.harness` builds its certifier through a factory that adds ``device=...``, so the
 base classifier (an exact oracle, or a small network in front of one) and every noisy forward pass run on the
-device; inputs are drawn as in the CPU harness.  One row per (method, case, norm) with the harness's columns
+device; inputs are drawn as in the CPU harness.  One row per (method, case, position) with the harness's columns
 plus ``device`` and ``error`` (a family that fails on the device says why instead of stopping the run).  The
 verdicts read as in the CPU harness: a family that claims soundness and violates its certificates
-significantly more often than alpha is a FAIL.  Prints one line per row and a closing count.
+significantly more often than alpha at any position is a FAIL.  Prints one line per row and a closing count.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def run(device: str, trials: int, alpha: float, seed: int) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--trials", type=int, default=1000, help="trials per case (slow cases keep their cap)")
+    parser.add_argument("--trials", type=int, default=1000, help="trials per position (slow cases keep their cap)")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

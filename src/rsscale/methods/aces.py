@@ -46,7 +46,7 @@ from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian, NoiseDistribution
-from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.oracles import IntervalClassifier, dual_norm, sign_vector
 from rsscale.smooth import check_inputs
 
 
@@ -173,7 +173,7 @@ class Aces(Certifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        return [harness.case(cls.name, "selective-3class-d16", _selective_case, dim=16)]
+        return [harness.case(cls.name, "selective-3class-d16", _selective_case, dim=16, positions=ACES_POSITIONS)]
 
 
 # The harness case: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second
@@ -224,19 +224,29 @@ class _CertifiedOnly:
         return certs
 
 
+#: Projections t = u . x of the ACES case: just inside the selector's boundary (t = -0.2: its bound p_s just above
+#: 1/2), between the boundaries (both bounds matter), either side of F's boundary between classes 1 and 2 (p_F near
+#: 1/2), and far inside class 2.
+ACES_POSITIONS = tuple(harness.Position(f"t={t:g}", t) for t in (-0.15, 0.1, 0.45, 0.55, 1.3))
+
+
 def _selective_case(trials, seed, alpha, factory):
     """F: classes 0 | 1 | 2 split at u . x = -0.5, 0.5, confident (entropy ~0) for u . x >= -0.2, else entropy ~1;
-    theta = 0.5; core: class 2 (u random, d = 16); t ~ U(-0.6, 1.3); true radius: distance to the nearest change of
-    g = g_F where g_s = 1 else core (tight at both the selector's and F's boundary)"""
-    u = unit_vector(16, None, 2)
+    theta = 0.5; core: class 2 (u a random-sign diagonal, d = 16); inputs at t in (-0.15, 0.1, 0.45, 0.55, 1.3); true
+    l_q radius: distance to the nearest change of g = g_F where g_s = 1 else core, over ||u||_q* (tight at both the
+    selector's and F's boundary)"""
+    u = sign_vector(16, 2)
     classes = IntervalClassifier(u, [-0.5, 0.5], [0, 1, 2], num_classes=3)
     confident = IntervalClassifier(u, [-0.2], [0, 1], num_classes=2)
     core = IntervalClassifier(u, [], [2], num_classes=3)
     certifier = harness.build(factory, "aces", SelectiveInterval(classes, confident), 3, harness.N, alpha, 16,
                               core=core, theta=0.5)
-    xs, predictions, radii = harness.collect(
-        _CertifiedOnly(certifier), lambda count, gen, rng: classes.inputs_at(rng.uniform(-0.6, 1.3, count), gen),
-        trials, seed, ["l2"])
+    def make_inputs(position, count, gen, rng):
+        return classes.inputs_at(np.full(count, position.value), gen)
+
+    xs, index, predictions, radii = harness.collect(_CertifiedOnly(certifier), make_inputs, ACES_POSITIONS, trials,
+                                                    seed)
     noise = Gaussian(harness.SIGMA)
     true_class, true_radius = selective_truth(classes, confident, core, classes.projections(xs), noise)
-    return {"l2": harness.Outcome(predictions, radii["l2"], true_class, true_radius)}
+    return harness.Outcome(index, predictions, true_class, radii,
+                           {q: true_radius / dual_norm(classes.u, q) for q in radii})

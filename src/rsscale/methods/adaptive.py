@@ -211,6 +211,11 @@ class Adaptive(Certifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        """A decision at r_target = 0.1 (p* = Phi(0.2) = 0.58) on the half-space, for each strategy."""
-        return [harness.half_space_case(cls.name, strategy, 100, axis=None, r_target=0.1, strategy=strategy)
-                for strategy in STRATEGIES]
+        """A decision at r_target = 0.1 (p* = Phi(0.2) = 0.579) on the half-space, for each strategy: inputs just
+        above 1/2 (selection), just below p* (a certificate there is a violation: where a sequence that is not valid
+        at its stopping time errs), just above it, and far above."""
+        p_star = float(ndtr(0.1 / harness.SIGMA))
+        ps = (harness.NEAR_HALF, p_star - 0.01, p_star - 0.003, p_star + 0.003, 0.9)
+        labels = (f"p={harness.NEAR_HALF:g}", "p*-0.01", "p*-0.003", "p*+0.003", "p=0.9")
+        return [harness.half_space_case(cls.name, strategy, 100, axis=None, ps=ps, labels=labels, r_target=0.1,
+                                        strategy=strategy) for strategy in STRATEGIES]

@@ -131,4 +131,4 @@ class ANCER(OptimisedNoiseCertifier):
     def harness_cases(cls) -> list[harness.Case]:
         """On a half-space g_theta's class is sign(u . x) for every theta and the ellipsoid's inscribed l2 radius
         min(theta) Phi^-1(p_A) stays below |u . x| (flagged unsound: theta depends on x)."""
-        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=2000, n_opt=5, steps=3)]
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=1000, n_opt=5, steps=3)]

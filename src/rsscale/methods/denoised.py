@@ -28,7 +28,7 @@ from rsscale.methods.base import register
 from rsscale.methods.cohen import Cohen
 from rsscale.models import build_model
 from rsscale.noise import Gaussian
-from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.oracles import IntervalClassifier, sign_vector
 
 
 @register
@@ -71,7 +71,7 @@ class Denoised(Cohen):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "dncnn-half-space-rotated-d16", _denoised_half_space_case, dim=16,
-                             max_trials=4000)]
+                             positions=harness.COHEN_POSITIONS, max_trials=2000)]
 
 
 class OrthogonalResidual(torch.nn.Module):
@@ -104,10 +104,10 @@ def denoised_oracle(oracle: IntervalClassifier, side: int = 4, depth: int = 3, w
 
 
 def _denoised_half_space_case(trials, seed, alpha, factory):
-    """half-space u . x > 0 (u random, d = 16 = 4 x 4) behind a random DnCNN whose correction is orthogonal to u;
-    inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
-    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    """half-space u . x > 0 (u a random-sign diagonal, d = 16 = 4 x 4) behind a random DnCNN whose correction is
+    orthogonal to u; inputs at the p_A of the half-space positions, either side (Cohen's CERTIFY on the composition:
+    exact violation probability); true l_q radius |u . x| / ||u||_q*"""
+    oracle = IntervalClassifier(sign_vector(16), [0.0], [0, 1], num_classes=2)
     certifier = harness.build(factory, "denoised", denoised_oracle(oracle), 2, harness.N, alpha, 16)
     noise = Gaussian(harness.SIGMA)
-    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
-                                     ["l2"])
+    return harness.half_space_outcomes(oracle, noise, certifier, harness.COHEN_POSITIONS, trials, seed)

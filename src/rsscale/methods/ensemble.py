@@ -24,7 +24,7 @@ from rsscale import harness
 from rsscale.methods.base import register
 from rsscale.methods.common import EnsembleCertifier
 from rsscale.noise import Gaussian, noise_from_sigma
-from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.oracles import IntervalClassifier, sign_vector
 from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 
@@ -113,14 +113,16 @@ ENSEMBLE_THRESHOLDS = (-0.2, 0.2, 0.0)
 
 def _majority_case(consensus: int | None) -> harness.Case:
     def run(trials, seed, alpha, factory):
-        u = unit_vector(100, None)
+        u = sign_vector(100)
         members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
         oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
         certifier = harness.build(factory, "ensemble", members, 2, harness.N, alpha, 100, consensus=consensus)
         noise = Gaussian(harness.SIGMA)
-        return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
-                                         ["l2"])
+        return harness.half_space_outcomes(oracle, noise, certifier, harness.COHEN_POSITIONS, trials, seed)
 
     run.__doc__ = (f"majority of the half-spaces u . x >= a, a in {ENSEMBLE_THRESHOLDS} (= the half-space u . x >= 0), "
-                   f"d = 100, consensus K = {consensus or 3}; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|")
-    return harness.case("ensemble", f"majority-rotated-d100-K{consensus or 3}", run, dim=100)
+                   f"d = 100 (u a random-sign diagonal), consensus K = {consensus or 3}; inputs at p_A in "
+                   f"{harness.HALF_SPACE_P}, either side, where Cohen's CERTIFY on the majority has an exact violation "
+                   f"probability; true l_q radius |u . x| / ||u||_q*")
+    return harness.case("ensemble", f"majority-rotated-d100-K{consensus or 3}", run, dim=100,
+                        positions=harness.COHEN_POSITIONS)

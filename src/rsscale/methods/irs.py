@@ -204,20 +204,26 @@ class IncrementalRS(Certifier):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "tilted-shifted-half-space-d16", _modified_half_space_case, dim=16,
-                             max_trials=4000)]
+                             positions=IRS_POSITIONS, max_trials=2000)]
+
+
+#: Offsets |u' . x - 0.15| of the IRS case, either side: p_A of f_p just above 1/2 (zeta decides whether anything is
+#: certified), the cached bound of f around gamma = 0.9 (on the side of f's class 1, where the branch switches between
+#: replay and fallback), and far out (zeta's share of the radius is largest relative to the margin left).
+IRS_POSITIONS = tuple(harness.Position(f"offset={s:g}", s) for s in (0.01, 0.5, 0.65, 1.5))
 
 
 def _modified_half_space_case(trials, seed, alpha, factory):
     """original f: u . x > 0; modified f_p: u' . x > 0.15, u' = u tilted by 0.02 towards a random v (d = 16);
     IRS of f_p from f's cache (n_p = 200, gamma = 0.9), alpha, alpha_zeta and the fallback at alpha / 3 each;
-    |u' . x - 0.15| ~ U(0, 4 sigma); true class and radius from f_p"""
+    inputs at |u' . x - 0.15| in (0.01, 0.5, 0.65, 1.5), either side; true class and radius from f_p"""
     original = IntervalClassifier(unit_vector(16, None, 0), [0.0], [0, 1], num_classes=2)
     modified = IntervalClassifier(unit_vector(16, None, 0) + 0.02 * unit_vector(16, None, 7), [0.15], [0, 1],
                                   num_classes=2)
     certifier = harness.build(factory, "irs", modified, 2, harness.N, alpha / 3, 16, original=original,
                               alpha_zeta=alpha / 3, n_incremental=200, gamma=0.9)
 
-    def positions(rng, count):
-        return rng.choice([-1.0, 1.0], count) * rng.uniform(0.0, 4 * harness.SIGMA, count) + 0.15
+    def place(position, rng, count):
+        return rng.choice([-1.0, 1.0], count) * position.value + 0.15
 
-    return harness.interval_outcomes(modified, Gaussian(harness.SIGMA), certifier, positions, trials, seed, ["l2"])
+    return harness.interval_outcomes(modified, Gaussian(harness.SIGMA), certifier, place, IRS_POSITIONS, trials, seed)

@@ -141,4 +141,4 @@ class ISRS(Certifier):
     def harness_cases(cls) -> list[harness.Case]:
         """sigma(x) = sigma exp(0.05 min(||x||, 10)); on a half-space g's class is sign(u . x) whatever sigma(x), so
         the true radius is |u . x|."""
-        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=5000, rate=0.05)]
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=2000, rate=0.05)]

@@ -201,5 +201,9 @@ class ISSSound(ISS):
 
 
 def _cases(cls) -> list[harness.Case]:
-    """Both variants on the half-space in d = 100 (pilot n0, N_max = n)."""
-    return [harness.half_space_case(cls.name, "gaussian", 100, axis=None)]
+    """Both variants on the half-space in d = 100 (pilot n0, N_max = n): p_A just above 1/2 (where the pilot's count
+    enters the published estimate), at the decline's edge (the first p_A whose table entry is not 0, at the harness's
+    alpha = 0.05), and across the range."""
+    edge = float(GRID[np.argmax(iss_table(harness.SIGMA, harness.N, 0.05) > 0)])
+    return [harness.half_space_case(cls.name, "gaussian", 100, axis=None,
+                                    ps=(harness.NEAR_HALF, edge, *harness.HALF_SPACE_P[1:]))]

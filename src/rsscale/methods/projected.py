@@ -148,7 +148,7 @@ class Projected(Cohen):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "subspace-linear-d20", _subspace_linear_case, dim=PLANTED_DIM,
-                             norms=("l1", "l2", "linf"))]
+                             positions=harness.COHEN_POSITIONS)]
 
 
 #: The planted subspace of the harness case: one random-sign direction per block of coordinates.
@@ -166,7 +166,8 @@ def planted_basis(dim: int = PLANTED_DIM, blocks=PLANTED_BLOCKS, seed: int = 0) 
 
 def _subspace_linear_case(trials, seed, alpha, factory):
     """'projected' model (U = a planted 3-block basis of R^20, mu = 0) around the half-space u . x > 0, u in span(U)
-    spread over the blocks (l_inf tight); inputs at p_A ~ U(0.5, 0.99); true l_q radius |u . x| / ||u||_q*"""
+    spread over the blocks (l_inf tight); inputs at the p_A of the half-space positions, either side (Cohen's CERTIFY
+    on f(P(x)) = f(x): exact violation probability); true l_q radius |u . x| / ||u||_q*"""
     basis = planted_basis()
     weights = torch.tensor([math.sqrt(hi - lo) for lo, hi in PLANTED_BLOCKS], dtype=torch.float64)
     oracle = IntervalClassifier((weights @ basis).float(), [0.0], [0, 1], num_classes=2)
@@ -176,5 +177,4 @@ def _subspace_linear_case(trials, seed, alpha, factory):
     model.base = oracle  # f(P(x)) = f(x): u . P(x) = u . x for u in the row space of U
     certifier = harness.build(factory, "projected", model, 2, harness.N, alpha, PLANTED_DIM)
     noise = Gaussian(harness.SIGMA)
-    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
-                                     ["l1", "l2", "linf"])
+    return harness.half_space_outcomes(oracle, noise, certifier, harness.COHEN_POSITIONS, trials, seed)

@@ -103,4 +103,4 @@ class QCRS(Certifier):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         """On a half-space g's class and radius do not depend on sigma (flagged unsound: sigma depends on x)."""
-        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, n_search=100, steps=4)]
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=1000, n_search=100, steps=4)]

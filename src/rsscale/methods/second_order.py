@@ -48,6 +48,7 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
+from rsscale.oracles import IntervalClassifier, sign_vector
 from rsscale.sampling import argmax_vote
 from rsscale.smooth import estimate, select
 
@@ -189,6 +190,23 @@ class SecondOrder(Certifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        """Cohen's certificate plus the gradient bound (at n = 500, d = 100 it falls back to Cohen's, the tight bound
-        on a half-space); the slab case at d = 2, where the gradient bound is informative, is in the tests."""
-        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None)]
+        """Cohen's certificate plus the gradient bound: at n = 500, d = 100 it falls back to Cohen's, the tight bound
+        on a half-space; on a slab in d = 2 with n = 5,000 the gradient bound is informative and tight."""
+        return [harness.half_space_case(cls.name, "gaussian", 100, axis=None),
+                harness.case(cls.name, "slab-d2", _slab_case, dim=2, n=SLAB_N, positions=SLAB_POSITIONS,
+                             max_trials=1000)]
+
+
+#: The slab case: estimation samples, and positions t = u . x -- the center (gradient 0: the bound goes furthest
+#: beyond Cohen's), inside towards the edge, near where g changes class (p_A near 1/2), and outside.
+SLAB_N = 5000
+SLAB_POSITIONS = tuple(harness.Position(f"t={t:g}", t) for t in (0.0, 0.3, 0.45, 1.2))
+
+
+def _slab_case(trials, seed, alpha, factory):
+    """class 0 on the slab |u . x| < 0.6, class 1 outside (u a random-sign diagonal, d = 2), n = 5,000; inputs at
+    t = u . x in (0, 0.3, 0.45, 1.2); true radius: distance to the nearest change of g's class"""
+    oracle = IntervalClassifier(sign_vector(2), [-0.6, 0.6], [1, 0, 1], num_classes=2)
+    certifier = harness.build(factory, "second_order", oracle, 2, SLAB_N, alpha, 2)
+    return harness.interval_outcomes(oracle, Gaussian(harness.SIGMA), certifier, harness.projection_place,
+                                     SLAB_POSITIONS, trials, seed)

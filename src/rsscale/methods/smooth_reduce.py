@@ -33,7 +33,7 @@ from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_radii
 from rsscale.noise import Gaussian
-from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.oracles import IntervalClassifier, sign_vector
 from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 REDUCTIONS = ("mean", "max")
@@ -171,20 +171,16 @@ class SmoothReduce(Certifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        return [harness.case(cls.name, "one-patch-half-space-d16", _one_patch_case, dim=16)]
+        return [harness.case(cls.name, "one-patch-half-space-d16", _one_patch_case, dim=16,
+                             positions=harness.COHEN_POSITIONS)]
 
 
 def _one_patch_case(trials, seed, alpha, factory):
     """one 4 x 4 patch of a 1 x 4 x 4 image (A = identity: the composition is the oracle) of the half-space u . x > 0,
-    input-space noise; inputs at p_A ~ U(0.5, 0.99); true radius |u . x|"""
+    input-space noise (u a random-sign diagonal); inputs at the p_A of the half-space positions, either side (Cohen's
+    CERTIFY on the oracle: exact violation probability); true l_q radius |u . x| / ||u||_q*"""
     noise = Gaussian(harness.SIGMA)
-    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
-    oracle.input_shape = (1, 4, 4)  # it flattens its input
+    oracle = IntervalClassifier(sign_vector(16), [0.0], [0, 1], num_classes=2)
+    oracle.input_shape = (1, 4, 4)  # it flattens its input, and draws inputs of this shape
     certifier = harness.build(factory, "smooth_reduce", oracle, 2, harness.N, alpha, 16, patch_size=4, grid=1)
-    positions = harness.half_space_positions(noise)
-    xs, predictions, radii = harness.collect(
-        certifier, lambda count, gen, rng: oracle.inputs_at(positions(rng, count), gen).view(count, 1, 4, 4), trials,
-        seed, ["l2"])
-    t = oracle.projections(xs)
-    truth = oracle.smoothed_class(t, noise), oracle.true_radii(t, noise)
-    return {"l2": harness.Outcome(predictions, radii["l2"], *truth)}
+    return harness.half_space_outcomes(oracle, noise, certifier, harness.COHEN_POSITIONS, trials, seed)

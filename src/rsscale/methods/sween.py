@@ -28,7 +28,7 @@ from rsscale.methods.base import register
 from rsscale.methods.common import EnsembleCertifier
 from rsscale.methods.ensemble import ENSEMBLE_THRESHOLDS
 from rsscale.noise import Gaussian
-from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.oracles import IntervalClassifier, sign_vector
 from rsscale.smooth import SmoothedClassifier, check_sample_size
 
 #: How far the lead must exceed the remaining weight before an early stop (covers float64 rounding).
@@ -155,18 +155,19 @@ class SWEEN(EnsembleCertifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        return [harness.case(cls.name, "weighted-majority-rotated-d100", _weighted_majority_case, dim=100)]
+        return [harness.case(cls.name, "weighted-majority-rotated-d100", _weighted_majority_case, dim=100,
+                             positions=harness.COHEN_POSITIONS)]
 
 
 def _weighted_majority_case(trials, seed, alpha, factory):
     """weights 0.4, 0.35, 0.25 on the half-spaces u . x >= a, a in (-0.2, 0.2, 0): any two outweigh the third, so the
-    weighted vote is the half-space u . x >= 0 (d = 100, adaptive exit); inputs at p_A ~ U(0.5, 0.99); true radius
-    |u . x|"""
-    u = unit_vector(100, None)
+    weighted vote is the half-space u . x >= 0 (d = 100, u a random-sign diagonal, adaptive exit); inputs at the p_A of
+    the half-space positions, either side (Cohen's CERTIFY on it: exact violation probability); true l_q radius
+    |u . x| / ||u||_q*"""
+    u = sign_vector(100)
     members = [IntervalClassifier(u, [a], [0, 1], num_classes=2) for a in ENSEMBLE_THRESHOLDS]
     oracle = IntervalClassifier(u, [0.0], [0, 1], num_classes=2)
     certifier = harness.build(factory, "sween", members, 2, harness.N, alpha, 100,
                               weights=np.log([0.4, 0.35, 0.25]).tolist())
     noise = Gaussian(harness.SIGMA)
-    return harness.interval_outcomes(oracle, noise, certifier, harness.half_space_positions(noise), trials, seed,
-                                     ["l2"])
+    return harness.half_space_outcomes(oracle, noise, certifier, harness.COHEN_POSITIONS, trials, seed)

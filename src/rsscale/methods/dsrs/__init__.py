@@ -38,7 +38,7 @@ from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, ScaledGeneral
 from rsscale.methods.dsrs.polar import PolarBound
 from rsscale.methods.dsrs.radius import SECONDARIES, check_k, dsrs_bound, dsrs_radius, np_radius
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
-from rsscale.oracles import BallClassifier, IntervalClassifier, unit_vector
+from rsscale.oracles import BallClassifier, IntervalClassifier, sign_vector
 from rsscale.smooth import estimate, select
 
 __all__ = ["DSRS", "SECONDARIES", "DSRSBound", "GeneralizedDSRSBound", "PolarBound", "ScaledGeneralizedDSRSBound",
@@ -112,31 +112,45 @@ class DSRS(Certifier):
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
-        """The ball oracle with both secondaries (where DSRS beats Neyman-Pearson), a half-space in d = 100, and the
-        generalized Gaussian with the scaled Q."""
-        return [_ball_case("truncated", max_trials=5000),
-                harness.half_space_case(cls.name, "truncated", 100, axis=None, max_trials=3000, secondary="truncated"),
-                _ball_case("scaled", max_trials=200),
+        """The ball oracle with both secondaries (where DSRS beats Neyman-Pearson: both intervals, of P and of Q,
+        shape the radius), a half-space in d = 100, and the generalized Gaussian with the scaled Q."""
+        return [_ball_case("truncated", (0.0, 1.0, 1.9, 3.0), max_trials=2000),
+                harness.half_space_case(cls.name, "truncated", 100, axis=None, max_trials=1000,
+                                        ps=(harness.NEAR_HALF, 0.8, 0.99), secondary="truncated"),
+                _ball_case("scaled", (0.0, 1.9), max_trials=100),
                 harness.case(cls.name, "scaled-k5-rotated-d16", _generalized_scaled_case, dim=16, n=50,
-                             max_trials=1000)]
+                             positions=SCALED_POSITIONS, max_trials=500)]
 
 
-def _ball_case(secondary: str, max_trials: int | None) -> harness.Case:
+def _ball_case(secondary: str, distances, max_trials: int | None) -> harness.Case:
+    positions = tuple(harness.Position(f"s={s:g}", s) for s in distances)
+
     def run(trials, seed, alpha, factory):
         oracle = BallClassifier(torch.zeros(10), radius=2.5)
         certifier = harness.build(factory, "dsrs", oracle, 2, harness.N, alpha, 10, secondary=secondary)
-        return harness.ball_outcomes(oracle, certifier, trials, seed)
+        return harness.ball_outcomes(oracle, certifier, positions, trials, seed)
 
-    run.__doc__ = (f"ball ||x|| <= 2.5 in d = 10 (g switches at s* ~ 2.0), {secondary} secondary; ||x|| ~ U(0, 3.5); "
-                   f"true radius |s* - ||x|||")
-    return harness.case("dsrs", f"{secondary}-ball-d10", run, dim=10, max_trials=max_trials)
+    run.__doc__ = (f"ball ||x|| <= 2.5 in d = 10 (g switches at s* ~ 2.0), {secondary} secondary; inputs at ||x|| in "
+                   f"{tuple(distances)}: the center (Q's mass, hence DSRS's gain over Neyman-Pearson, is largest), "
+                   f"inside, near s* (p_A near 1/2) and outside; true radius |s* - ||x|||")
+    return harness.case("dsrs", f"{secondary}-ball-d10", run, dim=10, positions=positions, norms=("l2",),
+                        max_trials=max_trials)
+
+
+#: Positions of the generalized case: t = u . x near the hyperplane (p_A near 1/2) and at 0.5, either side.
+SCALED_POSITIONS = tuple(harness.Position(f"t={t:g}", t) for t in (0.05, 0.5))
 
 
 def _generalized_scaled_case(trials, seed, alpha, factory):
-    """half-space u . x > 0 in d = 16 (u a random unit vector), generalized Gaussian P_k (k = 5) with the scaled Q
-    (P_k at 0.8 sigma), n = 50; inputs at t = +-0.5 (few distinct counts, hence few radius searches); true radius |t|
-    (g flips at the hyperplane under any spherically symmetric noise, so the Gaussian stands in for P_k there)"""
-    oracle = IntervalClassifier(unit_vector(16, None), [0.0], [0, 1], num_classes=2)
+    """half-space u . x > 0 in d = 16 (u a random-sign diagonal), generalized Gaussian P_k (k = 5) with the scaled Q
+    (P_k at 0.8 sigma), n = 50; inputs at t = +-0.05 and +-0.5 (few distinct counts, hence few radius searches); true
+    l_q radius |t| / ||u||_q* (g flips at the hyperplane under any spherically symmetric noise, so the Gaussian
+    stands in for P_k there)"""
+    oracle = IntervalClassifier(sign_vector(16), [0.0], [0, 1], num_classes=2)
     certifier = harness.build(factory, "dsrs", oracle, 2, 50, alpha, 16, secondary="scaled", k=5.0)
-    positions = lambda rng, count: rng.choice([-0.5, 0.5], count)  # noqa: E731
-    return harness.interval_outcomes(oracle, Gaussian(harness.SIGMA), certifier, positions, trials, seed, ["l2"])
+
+    def place(position, rng, count):
+        return rng.choice([-1.0, 1.0], count) * position.value
+
+    return harness.interval_outcomes(oracle, Gaussian(harness.SIGMA), certifier, place, SCALED_POSITIONS, trials,
+                                     seed)
