@@ -9,7 +9,9 @@ with their provenance sidecars) and prints a summary.  Run
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -38,11 +40,47 @@ def _json(text: str) -> dict:
     return value
 
 
+def _check_counts(args) -> None:
+    """Refuse a count option (threads, inputs, epochs, batch sizes, ...) below 1 or a negative seed, naming it."""
+    for name in ("threads", "skip", "pack", "max_inputs", "epochs", "batch_size", "batches", "repeats"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if getattr(args, "seed", 0) < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    for value in getattr(args, "batch_sizes", None) or ():
+        if value < 1:
+            raise ValueError(f"--batch-sizes must all be >= 1, got {value}")
+
+
 def _setup(args) -> None:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if hasattr(args, "device"):
         args.device = str(resolve_device(args.device))
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation failure: PyTorch's (CUDA or CPU allocator) or Python's."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _smaller_batch(args) -> str:
+    """The option that sets the command's batch size, at half its current value, as the user would type it."""
+    if getattr(args, "batch_size", None):
+        return f"at batch size {args.batch_size}: try --batch-size {max(1, args.batch_size // 2)}"
+    if getattr(args, "batch_sizes", None):
+        return (f"at batch sizes {' '.join(map(str, args.batch_sizes))}: try --batch-sizes "
+                + " ".join(str(max(1, b // 2)) for b in args.batch_sizes))
+    if args.command in ("certify", "aces"):  # the batch size is a method parameter
+        params = _json(args.params)
+        size = params.get("batch_size") or inspect.signature(
+            methods.family(getattr(args, "method", args.command))).parameters["batch_size"].default
+        return f"at batch size {size}: try --params {shlex.quote(json.dumps({**params, 'batch_size': size // 2 or 1}))}"
+    return "try a smaller batch size"
 
 
 def _recorded(args) -> dict:
@@ -80,7 +118,7 @@ def cmd_train(args) -> None:
 def cmd_train_denoiser(args) -> None:
     report, meta = train_denoiser_for(args.data, args.classifier, args.out, objective=args.objective,
                                       mse_epochs=args.mse_epochs, depth=args.depth, width=args.width,
-                                      **_training(args))
+                                      trust_checkpoint=args.trust_checkpoint, **_training(args))
     print(f"trained a denoiser ({args.objective}) at sigma={args.sigma} for {args.classifier}: {report.seconds:.1f} s,"
           f" test accuracy of f(D(x)) {meta['test_accuracy_clean']:.3f} clean / {meta['test_accuracy_noisy']:.3f}"
           f" under noise")
@@ -90,7 +128,7 @@ def cmd_fit_sween(args) -> None:
     """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen)."""
     fit = fit_sween_weights(args.data, args.checkpoint, args.out, sigma=args.sigma, max_examples=args.max_examples,
                             copies=args.copies, steps=args.steps, seed=args.seed, device=args.device,
-                            parameters=_recorded(args))
+                            parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint)
     print(f"sween weights at sigma={fit['sigma']} from {fit['examples']} training examples x {args.copies} noisy "
           f"copies: mixture {', '.join(f'{a:.3f}' for a in fit['mixture'])}")
 
@@ -98,7 +136,8 @@ def cmd_fit_sween(args) -> None:
 def cmd_certify(args) -> None:
     run = certify_checkpoints(args.data, args.checkpoint, args.out, method=args.method, sigma=args.sigma,
                               params=_json(args.params), params_file=args.params_file, seed=args.seed, skip=args.skip,
-                              max_inputs=args.max_inputs, pack=args.pack, device=args.device, progress=not args.quiet)
+                              max_inputs=args.max_inputs, pack=args.pack, device=args.device, progress=not args.quiet,
+                              trust_checkpoint=args.trust_checkpoint)
     print(f"{args.method} sigma={run.parameters['sigma']}: {len(run)} inputs, certified accuracy at r=0 "
           f"{run.certified_accuracy(0):.3f}, ACR {run.acr():.3f}")
 
@@ -109,7 +148,7 @@ def cmd_aces(args) -> None:
     record, indices = aces.run_sweep(
         args.data, args.checkpoint, args.core, args.thetas, args.out, sigma=args.sigma, params=_json(args.params),
         seed=args.seed, skip=args.skip, max_inputs=args.max_inputs, pack=args.pack, device=args.device,
-        progress=not args.quiet)
+        progress=not args.quiet, trust_checkpoint=args.trust_checkpoint)
     parameters = record["parameters"]
     print(f"aces sigma={parameters['sigma']}: {len(indices)} inputs x {len(parameters['thetas'])} thetas from one "
           f"sample set each")
@@ -126,7 +165,7 @@ def cmd_profile(args) -> None:
     _print_profile(profile_checkpoint(args.data, args.checkpoint, args.out, sigma=args.sigma,
                                       batch_sizes=args.batch_sizes, batches=args.batches, repeats=args.repeats,
                                       engine=_json(args.engine), seed=args.seed, device=args.device,
-                                      parameters=_recorded(args)))
+                                      parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint))
 
 
 def cmd_profile_sizes(args) -> None:
@@ -142,7 +181,7 @@ def cmd_incremental(args) -> None:
         args.data, args.checkpoint, args.out, sigma=args.sigma, modifications=args.modifications, n0=args.n0, n=args.n,
         n_incremental=args.n_incremental, alpha=args.alpha, alpha_zeta=args.alpha_zeta, gamma=args.gamma,
         radii=args.radii, max_inputs=args.max_inputs, batch_size=args.batch_size, pack=args.pack, seed=args.seed,
-        parameters=_recorded(args))
+        parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint)
     print(f"original: {original['seconds']:.1f} s, ACR {original['ACR_original']:.3f}")
     for row in rows:
         print(f"{row['modification']:>10s}: IRS {row['speedup']:.2f}x faster than from scratch "
@@ -155,7 +194,11 @@ def cmd_table(args) -> None:
     """Write an experiment's table through the registry (``rsscale.experiments``)."""
     reference = None if args.reference in (None, "null") else _json(args.reference)
     options = experiments.TableOptions(args.radii, args.linf_radii, reference)
-    experiments.get(args.kind).table(args.inputs, args.out, options)
+    try:
+        experiments.get(args.kind).table(args.inputs, args.out, options)
+    except (KeyError, IndexError, TypeError, UnicodeDecodeError) as err:  # files of another kind, or not text
+        raise ValueError(f"the inputs are not result files of the {args.kind!r} table ({type(err).__name__}: "
+                         f"{err})") from err
 
 
 def cmd_figure(args) -> None:
@@ -194,7 +237,10 @@ def cmd_claims(args) -> None:
 
     from rsscale.experiments import claims
 
-    ledger = yaml.safe_load(Path(args.ledger).read_text())
+    try:
+        ledger = yaml.safe_load(Path(args.ledger).read_text())
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{args.ledger} is not a YAML claims ledger ({err})") from err
     if not isinstance(ledger, dict) or not isinstance(ledger.get("claims"), list):
         raise ValueError(f"{args.ledger}: expected a mapping with a list under 'claims'")
     rows = claims.evaluate(ledger["claims"], args.tables)
@@ -232,8 +278,15 @@ def _options(*arguments: tuple[str, dict]) -> argparse.ArgumentParser:
     return group
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line like every other error (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"rsscale: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rsscale", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="rsscale", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help_text, *parents):
@@ -253,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs = _options(("--skip", {"type": int, "default": 1, "help": "use every skip-th test input"}),
                       ("--max-inputs", {"type": int, "default": None}),
                       ("--pack", {"type": int, "default": 10, "help": "inputs whose samples share forward passes"}))
+    trusted = _options(("--trust-checkpoint", {"action": "store_true",
+                                                "help": "load checkpoints that have no .sha256 file beside them"}))
     throughput = _options(("--batch-sizes", {"type": int, "nargs": "+", "default": [100, 1000]}),
                           ("--engine", {"default": "{}", "help": "JSON object of sampling-engine options, e.g. "
                                         '\'{"autocast": "bf16", "channels_last": true, "compile": true}\''}))
@@ -274,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train-denoiser", cmd_train_denoiser,
                 "train a DnCNN denoiser in front of a frozen classifier; writes the composed f(D(x)) checkpoint",
-                data, out, training, seeded, runtime)
+                data, out, training, seeded, runtime, trusted)
     p.add_argument("--classifier", required=True, help="checkpoint of the classifier (kept frozen)")
     p.add_argument("--objective", choices=DENOISER_OBJECTIVES, default="mse")
     p.add_argument("--mse-epochs", type=int, default=None,
@@ -285,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20)
 
     p = command("certify", cmd_certify, "certify test inputs with a method family; one CSV row per input",
-                data, out, sigma, inputs, seeded, runtime)
+                data, out, sigma, inputs, seeded, runtime, trusted)
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one model, or several for the families that combine models (ensemble members)")
     p.add_argument("--method", default="cohen")
@@ -295,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("fit-sween", cmd_fit_sween,
                 "fit SWEEN's ensemble weights on noisy training examples; certify reads them with --params-file",
-                data, sigma, seeded, runtime)
+                data, sigma, seeded, runtime, trusted)
     p.add_argument("--checkpoint", required=True, nargs="+", help="the ensemble members")
     p.add_argument("--max-examples", type=int, default=500, help="training examples the weights are fitted on")
     p.add_argument("--copies", type=int, default=8, help="Gaussian copies of each example")
@@ -304,14 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON provenance record holding {"params": {"weights": [...]}, "fit": {...}}')
 
     p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta",
-                data, out, sigma, inputs, seeded, runtime)
+                data, out, sigma, inputs, seeded, runtime, trusted)
     p.add_argument("--checkpoint", required=True, help="the certification model F (noise-trained)")
     p.add_argument("--core", required=True, help="the core model (accurate, not robust)")
     p.add_argument("--thetas", type=float, nargs="+", required=True, help="entropy thresholds in [0, 1]")
     p.add_argument("--params", default="{}", help="JSON object of aces parameters (n0, n, alpha, batch_size)")
 
     p = command("profile", cmd_profile, "certification vs forward-only throughput of a model",
-                data, out, sigma, throughput, seeded, runtime)
+                data, out, sigma, throughput, seeded, runtime, trusted)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--repeats", type=int, default=7)
@@ -328,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("incremental", cmd_incremental,
                 "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)",
-                data, sigma, seeded)
+                data, sigma, seeded, trusted)
     p.add_argument("--checkpoint", required=True, help="the original model")
     p.add_argument("--modifications", nargs="+", default=["int8", "prune0.2", "prune0.5"],
                    help="int8 (dynamic quantization of the linear layers) or prune<fraction> (global L1)")
@@ -406,12 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _setup(args)
-        for name in ("skip", "pack", "max_inputs", "epochs", "batch_size", "batches", "repeats"):
-            value = getattr(args, name, None)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        args.func(args)
+        try:
+            _check_counts(args)
+            _setup(args)
+            args.func(args)
+        except (RuntimeError, MemoryError) as err:
+            if not _out_of_memory(err):
+                raise
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            raise ValueError(f"out of memory {_smaller_batch(args)} ({first})") from err
     except (ValueError, TypeError, OSError) as err:  # bad input: one line, no traceback, exit status 2
         message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         print(f"rsscale: error: {message or type(err).__name__}", file=sys.stderr)

@@ -18,6 +18,7 @@ formats under ``root``; ``download=True`` only when asked) and ``imagefolder``
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from rsscale.io import atomic_path, read_weights_only
+
+log = logging.getLogger("rsscale")
 
 
 @dataclass
@@ -52,24 +55,32 @@ class Dataset:
     def validate(self, where: str = "") -> Dataset:
         """Return ``self``, or raise a ValueError (prefixed by ``where``) naming what makes it unusable.
 
-        Inputs must be finite floating-point tensors ``[N, *input_shape]`` with
-        one input shape for both splits; labels an integer tensor ``[N]`` of
-        classes in ``[0, num_classes)``.
+        Inputs must be non-empty float32 tensors ``[N, *input_shape]`` of values
+        in [0, 1] with one input shape for both splits (:meth:`load` converts
+        float16 and float64 files); labels an integer tensor ``[N]`` of classes
+        in ``[0, num_classes)``.
         """
         where = where or f"dataset {self.name!r}"
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"{where}: num_classes must be an integer >= 1, got {self.num_classes!r}")
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.ndim < 2:
                 got = f"dtype {x.dtype}, shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"{where}: x_{split} must be a floating-point tensor [N, *input_shape], got {got}")
+                raise ValueError(f"{where}: x_{split} must be a float32 tensor [N, *input_shape], got {got}")
+            if not len(x):
+                raise ValueError(f"{where}: the {split} split is empty (x_{split} has shape {tuple(x.shape)})")
             if (not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool
                     or tuple(y.shape) != (len(x),)):
                 got = f"dtype {y.dtype}, shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
                 raise ValueError(f"{where}: y_{split} must be an integer tensor of {len(x)} labels, got {got}")
             if not bool(torch.isfinite(x).all()):
                 raise ValueError(f"{where}: x_{split} contains NaN or infinite values")
+            low, high = float(x.min()), float(x.max())
+            if low < 0 or high > 1:
+                hint = " (pixels in 0..255? divide them by 255)" if high > 1 else ""
+                raise ValueError(f"{where}: x_{split} holds values from {low:g} to {high:g}; inputs must lie in "
+                                 f"[0, 1]{hint}")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(f"{where}: y_{split} holds labels outside [0, {self.num_classes}) "
                                  f"(from {int(y.min())} to {int(y.max())})")
@@ -97,11 +108,21 @@ class Dataset:
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
-        """Read a file written by :meth:`save` (weights-only loading) and validate it."""
+        """Read a file written by :meth:`save` (weights-only loading) and validate it.
+
+        float16 and float64 inputs are converted to float32 (exact for float16;
+        float64 pixels in [0, 1] lose only digits far below any noise level),
+        with a note on the ``rsscale`` logger.
+        """
         payload = read_weights_only(path, "dataset file")
         names = {f.name for f in fields(cls)}
         if not isinstance(payload, dict) or not names - {"meta"} <= set(payload) or set(payload) - names:
             raise ValueError(f"{path} is not an rsscale dataset file (expected the keys {sorted(names)})")
+        for key in ("x_train", "x_test"):
+            x = payload[key]
+            if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16, torch.float64):
+                log.warning("rsscale: note: %s: %s converted from %s to float32", path, key, x.dtype)
+                payload[key] = x.float()
         return cls(**payload).validate(str(path))
 
 

@@ -92,7 +92,7 @@ def read_params_file(path: str | Path | None) -> dict:
         return {}
     try:
         content = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not text at all
         raise ValueError(f"cannot read method parameters from {path}: {err}") from err
     if not isinstance(content, dict) or not isinstance(content.get("params"), dict):
         raise ValueError(f"{path} must hold a JSON object with a 'params' object, e.g. {{\"params\": {{...}}}}")
@@ -184,6 +184,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _refused_object(message: str) -> str | None:
+    """What a weights-only refusal says it found, e.g. ``"the global posix.system"``; None when it names nothing."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return f"it tried to load the global {found.group(1)}"
+    found = re.search(r"Unsupported (global|class)[^\n]*?(?= was not|\.\s|\.?$)", message, re.MULTILINE)
+    return found.group(0) if found else None
+
+
 def read_weights_only(path: str | Path, what: str, map_location: str | torch.device = "cpu"):
     """``torch.load(path, weights_only=True)`` whose failures are one-line errors naming ``path``.
 
@@ -201,12 +210,12 @@ def read_weights_only(path: str | Path, what: str, map_location: str | torch.dev
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported (global|class)[^\n]*?(?= was not|\.\s|\.?$)", str(err), re.MULTILINE)
+        found = _refused_object(str(err))
         with open(path, "rb") as handle:
             head = handle.read(2)
         if found is None and not (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
             raise ValueError(unreadable) from err
-        detail = found.group(0) if found else "a bare pickle stream, not a torch.save file"
+        detail = found or "a bare pickle stream, not a torch.save file"
         raise ValueError(f"refusing {path}: it carries pickled objects that weights_only loading does not allow "
                          f"({detail}); nothing in it was run") from err
     except (PermissionError, FileNotFoundError):

@@ -7,7 +7,9 @@ noise, sigma and radii are all in pixel units.  Each model carries
 
 Checkpoints hold only tensors and plain values and are read with
 ``torch.load(weights_only=True)``: a file carrying any other pickled object is
-refused.
+refused.  A checkpoint must match the ``<path>.sha256`` file written beside it;
+one without that file is loaded only when the caller trusts it (``trust=True``,
+``--trust-checkpoint``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,20 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: float, std: float):
         super().__init__()
+        if not math.isfinite(mean) or not math.isfinite(std) or std <= 0:
+            raise ValueError(f"normalization needs a finite mean and a finite std > 0, got mean {mean}, std {std}")
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
 
     def forward(self, x):
         return (x - self.mean) / self.std
+
+
+def check_sizes(**sizes) -> None:
+    """Refuse a layer size (width, classes, ...) that is not an integer >= 1, naming it."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 class SmallCNN(nn.Module):
@@ -46,6 +57,8 @@ class SmallCNN(nn.Module):
     def __init__(self, image_size: int, in_channels: int = 1, num_classes: int = 10, width: int = 32,
                  hidden: int = 64, mean: float = 0.5, std: float = 0.25):
         super().__init__()
+        check_sizes(image_size=image_size, in_channels=in_channels, num_classes=num_classes, width=width,
+                    hidden=hidden)
         self.input_shape = (in_channels, image_size, image_size)
         layers = [Normalize(mean, std), nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()]
         side, channels = image_size, width
@@ -72,6 +85,7 @@ class MLP(nn.Module):
                  mean: float = 0.5, std: float = 0.25, input_shape: list[int] | tuple[int, ...] | None = None,
                  zero_init: bool = False):
         super().__init__()
+        check_sizes(dim=dim, num_classes=num_classes, **{f"hidden[{i}]": h for i, h in enumerate(hidden)})
         self.input_shape = tuple(input_shape) if input_shape else (dim,)
         if math.prod(self.input_shape) != dim:
             raise ValueError(f"input_shape {self.input_shape} does not hold dim = {dim} values")
@@ -128,6 +142,8 @@ class ResNet(nn.Module):
         self.input_shape = tuple(input_shape)
         if len(self.input_shape) != 3:
             raise ValueError(f"ResNet takes images C x H x W, got input_shape {self.input_shape}")
+        channels, height, width = self.input_shape
+        check_sizes(num_classes=num_classes, channels=channels, height=height, width=width)
         if dim is not None and math.prod(self.input_shape) != dim:
             raise ValueError(f"input_shape {self.input_shape} does not hold dim = {dim} values")
         blocks = (depth - 2) // 6
@@ -196,8 +212,7 @@ class DnCNN(nn.Module):
         super().__init__()
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"DnCNN depth must be an integer >= 2, got {depth!r}")
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"DnCNN width must be an integer >= 1, got {width!r}")
+        check_sizes(**{"DnCNN width": width})
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()]
         for _ in range(depth - 2):
             layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
@@ -267,22 +282,26 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta) -> str:
     return sha
 
 
-def _check_sha256_file(path: Path, sha: str) -> None:
-    """Refuse a checkpoint whose ``<path>.sha256`` record (when there is one) names another digest."""
+def _check_sha256_file(path: Path, sha: str) -> bool:
+    """Refuse a checkpoint whose ``<path>.sha256`` record names another digest; return whether there is a record."""
     sidecar = Path(f"{path}.sha256")
     if not sidecar.is_file():
-        return
+        return False
     recorded = (sidecar.read_text().split() or [""])[0].lower()
     if recorded != sha:
         raise ValueError(f"{path} does not match its sha256 file {sidecar.name} (file {sha[:16]}..., recorded "
                          f"{recorded[:16] or 'nothing'}...): it changed after it was saved")
+    return True
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    trust: bool = False) -> tuple[nn.Module, dict]:
     """Rebuild a model saved by :func:`save_checkpoint`; return ``(model, meta)``.
 
     ``meta`` gains ``sha256`` (of the file) and ``arch``/``config``.  The file
-    must match its ``<path>.sha256`` record when there is one.  Loading uses
+    must match its ``<path>.sha256`` record (checked before it is read); a file
+    without one is refused, once read as a checkpoint, unless ``trust=True``
+    (the caller vouches for it).  Loading uses
     ``weights_only=True`` and raises ValueError for a file that carries
     pickled objects, is corrupted, or is not an rsscale checkpoint.
     """
@@ -290,13 +309,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     sha = file_sha256(path)
-    _check_sha256_file(path, sha)
+    recorded = _check_sha256_file(path, sha)
     payload = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an rsscale checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     if not (isinstance(payload.get("config"), dict) and isinstance(payload.get("meta"), dict)
             and isinstance(payload.get("state_dict"), dict)):
         raise ValueError(f"{path} is not an rsscale checkpoint (it lacks arch, config, state_dict or meta)")
+    if not (recorded or trust):
+        raise ValueError(f"{path} has no sha256 file {path.name}.sha256 beside it, so its integrity cannot be "
+                         f"checked; pass --trust-checkpoint (trust=True) to load it anyway")
     try:
         model = build_model(payload.get("arch"), **payload["config"])
         model.load_state_dict(payload["state_dict"])
@@ -321,6 +343,10 @@ def fit_to_dataset(arch: str, params: dict, dataset) -> dict:
     params.setdefault("num_classes", dataset.num_classes)
     params.setdefault("mean", float(dataset.x_train.mean()))
     params.setdefault("std", float(dataset.x_train.std()))
+    if not math.isfinite(params["std"]) or params["std"] <= 0:
+        raise ValueError(f"the {len(dataset.x_train)} training inputs have standard deviation {params['std']}: the "
+                         f"model's normalization would be non-finite (give mean and std in the architecture "
+                         f"parameters, or more varied training inputs)")
     return params
 
 
@@ -338,10 +364,10 @@ def check_model_fits(model: nn.Module, dataset, checkpoint: str | Path, data: st
                              f"has {dataset.num_classes}")
 
 
-def load_models(paths, dataset, data: str | Path) -> list[tuple[nn.Module, dict]]:
+def load_models(paths, dataset, data: str | Path, trust: bool = False) -> list[tuple[nn.Module, dict]]:
     """(model, metadata) per checkpoint, each checked against the input shape and classes of ``dataset`` (read
-    from the file ``data``)."""
-    loaded = [load_checkpoint(path) for path in paths]
+    from the file ``data``); ``trust``: load checkpoints without a sha256 file (:func:`load_checkpoint`)."""
+    loaded = [load_checkpoint(path, trust=trust) for path in paths]
     for path, (model, _) in zip(paths, loaded, strict=True):
         check_model_fits(model, dataset, path, data)
     return loaded

@@ -79,11 +79,26 @@ class NoiseDistribution(ABC):
         return {name: convert_radius(native, self.native_norm, name, dim) for name in NORMS}
 
 
+#: The largest noise scale (sigma, Laplace scale, ...) accepted.  Inputs lie in [0, 1], so any scale beyond a few
+#: units already drowns them; this bound only keeps arithmetic finite: draws of a few dozen scales, radii of a few
+#: dozen scales and squared norms over a million coordinates (``1e6 * (30 * 1e15)^2 < 3.4e38``) stay finite in
+#: float32.
+MAX_SCALE = 1e15
+
+
+def check_scale_bound(name: str, value: float) -> float:
+    """Return ``value``, or raise if it exceeds :data:`MAX_SCALE` (its noise and radii would overflow float32)."""
+    if value > MAX_SCALE:
+        raise ValueError(f"{name} = {value:g} is too large: noise scales above {MAX_SCALE:g} give draws and radii "
+                         f"that overflow float32 (inputs lie in [0, 1])")
+    return value
+
+
 def _positive(name: str, value: float) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
+    return check_scale_bound(name, value)
 
 
 class Gaussian(NoiseDistribution):

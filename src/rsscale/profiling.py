@@ -113,12 +113,12 @@ def profile_throughput(model: torch.nn.Module, input_shape, noise: NoiseDistribu
 def profile_checkpoint(data: str, checkpoint: str, out: str | Path, *, sigma: float | None = None,
                        batch_sizes: Sequence[int] = (100, 1000), batches: int = 20, repeats: int = 7,
                        engine: dict | None = None, seed: int = 0, device: str = "cpu",
-                       parameters: dict | None = None) -> list[dict]:
+                       parameters: dict | None = None, trust_checkpoint: bool = False) -> list[dict]:
     """:func:`profile_throughput` of a checkpoint at each batch size: the table ``out`` (.csv, .md, .tex) and its
-    sidecar (recording ``parameters``); returns the rows."""
+    sidecar (recording ``parameters``); returns the rows.  ``trust_checkpoint``: load it without a sha256 file."""
     started = utc_now()
     dataset = Dataset.load(data)
-    [(model, meta)] = load_models([checkpoint], dataset, data)
+    [(model, meta)] = load_models([checkpoint], dataset, data, trust_checkpoint)
     sigma = training_sigma(meta, sigma, checkpoint)
     rows = []
     for batch_size in batch_sizes:

@@ -89,18 +89,19 @@ def certify_dataset(certifier, dataset: Dataset, out: str | Path, *, seed: int, 
 def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, *, method: str = "cohen",
                         sigma: float | None = None, params: dict | None = None, params_file: str | None = None,
                         seed: int = 0, skip: int = 1, max_inputs: int | None = None, pack: int = 10,
-                        device: str = "cpu", progress: bool = True) -> Run:
+                        device: str = "cpu", progress: bool = True, trust_checkpoint: bool = False) -> Run:
     """A certification run from files: the dataset file, the checkpoint(s), the method and its parameters.
 
     ``sigma`` defaults to the first checkpoint's training sigma; ``params_file``
     (a record written by a fitting command) is merged over ``params``.  Several
     checkpoints make one model list, for the families whose base classifier
-    combines models (ensembles).  Writes ``out`` (:func:`certify_dataset`) and
+    combines models (ensembles); ``trust_checkpoint`` loads checkpoints without
+    a sha256 file.  Writes ``out`` (:func:`certify_dataset`) and
     its provenance sidecar ``out.json``; returns the run read back.
     """
     started = utc_now()
     dataset = Dataset.load(data)
-    loaded = load_models(checkpoints, dataset, data)
+    loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
     models_, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
     sigma = training_sigma(metas[0], sigma, checkpoints[0])
     params = {**(params or {}), **read_params_file(params_file)}

@@ -46,10 +46,28 @@ def argmax_vote(logits: torch.Tensor) -> torch.Tensor:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` means CUDA when present, else CPU."""
+    """The device to run on, checked to exist here; ``None`` means CUDA when present, else CPU.
+
+    Raises a ValueError naming the device for a malformed name (``"banana"``), a
+    CUDA device without a usable GPU, and a CUDA index beyond the GPUs present.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}; expected cpu, cuda or cuda:<index>") from err
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ValueError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU here (none present, or a "
+                             f"CPU-only PyTorch build); use --device cpu")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {device!r} does not exist: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    elif resolved.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; expected cpu, cuda or cuda:<index>")
+    return resolved
 
 
 def device_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:

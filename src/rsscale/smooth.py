@@ -29,13 +29,14 @@ import torch
 
 from rsscale.bounds import binomial_test_pvalue, check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
-from rsscale.noise import NoiseDistribution
+from rsscale.noise import NoiseDistribution, check_scale_bound
 from rsscale.sampling import Sampler, resolve_device
 
 
 def check_sample_size(name: str, value: int) -> int:
     """Return ``value`` as an int, or raise if it is not a positive integer."""
-    if isinstance(value, bool) or int(value) != value or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or int(value) != value \
+            or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
@@ -60,9 +61,10 @@ def check_selection_and_estimation(n0: int, n: int) -> tuple[int, int]:
 
 
 def check_sampling(sigma: float, n0: int, n: int, alpha: float) -> tuple[float, int, int, float]:
-    """The checks every certification shares: sigma a finite number > 0, n0 <= n positive integers, alpha in (0, 1)."""
+    """The checks every certification shares: sigma a finite number in (0, MAX_SCALE], n0 <= n positive integers,
+    alpha in (0, 1)."""
     n0, n = check_selection_and_estimation(n0, n)
-    return check_positive("sigma", sigma), n0, n, check_alpha(alpha)
+    return check_scale_bound("sigma", check_positive("sigma", sigma)), n0, n, check_alpha(alpha)
 
 
 def check_inputs(xs: torch.Tensor, input_shape: tuple[int, ...] | None, batched: bool) -> torch.Tensor:

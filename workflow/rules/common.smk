@@ -1,31 +1,15 @@
 # Helpers shared by every stage: config validation, the study's plan of models and certification runs,
 # argument quoting and the study's list of outputs.
 import json
-import math
 import os
 import shlex
 
 from snakemake.utils import validate
 
-from rsscale.experiments.plan import Plan
+from rsscale.experiments.plan import Plan, check_config
 
 
 validate(config, schema="../config/schema.yaml")
-
-
-def check_config(value, where="config"):
-    """What the schema cannot say: no NaN or infinite number anywhere, and n0 <= n in every section that has both."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} = {value}: every number in the config must be finite")
-    if isinstance(value, dict):
-        if "n0" in value and "n" in value and value["n0"] > value["n"]:
-            raise ValueError(f"{where}: n0 = {value['n0']} exceeds n = {value['n']} (selection samples must not "
-                             f"outnumber estimation samples)")
-        for key, item in value.items():
-            check_config(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            check_config(item, f"{where}[{i}]")
 
 
 check_config(config)

@@ -83,7 +83,7 @@ def write_sweep(rows: Sequence[dict], path: str | Path) -> None:
 def run_sweep(data: str, checkpoint: str, core: str, thetas: Sequence[float], out: str | Path, *,
               sigma: float | None = None, params: dict | None = None, seed: int = 0, skip: int = 1,
               max_inputs: int | None = None, pack: int = 10, device: str = "cpu",
-              progress: bool = True) -> tuple[dict, list[int]]:
+              progress: bool = True, trust_checkpoint: bool = False) -> tuple[dict, list[int]]:
     """The theta sweep of F (``checkpoint``, noise-trained) and the core model on the test inputs of ``data``.
 
     One sample set per input serves every theta (theta = 1, pure RS, always included); the packs are seeded as
@@ -92,7 +92,7 @@ def run_sweep(data: str, checkpoint: str, core: str, thetas: Sequence[float], ou
     """
     started = utc_now()
     dataset = Dataset.load(data)
-    (model, meta), (core_model, core_meta) = load_models([checkpoint, core], dataset, data)
+    (model, meta), (core_model, core_meta) = load_models([checkpoint, core], dataset, data, trust_checkpoint)
     sigma = training_sigma(meta, sigma, checkpoint)
     thetas = sorted(set(thetas) | {1.0})
     certifier = methods.build("aces", model=model, num_classes=dataset.num_classes, sigma=sigma, core=core_model,

@@ -128,7 +128,7 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
                     modifications: Sequence[str], n0: int, n: int, n_incremental: int, alpha: float,
                     alpha_zeta: float, gamma: float, radii: Sequence[float], max_inputs: int | None = None,
                     batch_size: int = 1000, pack: int = 10, seed: int = 0,
-                    parameters: dict | None = None) -> tuple[list[dict], dict]:
+                    parameters: dict | None = None, trust_checkpoint: bool = False) -> tuple[list[dict], dict]:
     """The experiment on the first ``max_inputs`` test inputs of ``data``: the table ``out`` (.csv, .md, .tex)
     and its sidecar (``parameters`` and the sigma used recorded); returns the rows and the original's summary.
 
@@ -137,7 +137,7 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
     """
     started = utc_now()
     dataset = Dataset.load(data)
-    [(model, meta)] = load_models([checkpoint], dataset, data)
+    [(model, meta)] = load_models([checkpoint], dataset, data, trust_checkpoint)
     sigma = training_sigma(meta, sigma, checkpoint)
     indices = input_indices(len(dataset.x_test), 1, max_inputs)
     prefix = str(out).removesuffix(".csv")

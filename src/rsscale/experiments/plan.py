@@ -8,6 +8,57 @@ registers what it needs through :meth:`Plan.model` and :meth:`Plan.certify`, and
 
 from __future__ import annotations
 
+import math
+
+from rsscale import methods
+
+
+def check_config(config: dict) -> None:
+    """What the schema cannot say, checked before any job runs; a ValueError names the key.
+
+    Every number finite; ``n0 <= n`` in every section that has both; every sample count of a section without its
+    own ``n0`` (``n``, ``ns``) at least ``cohen.n0``, the selection samples it runs with; every method a config
+    names (``extra_information.runs.<tag>.method``, the labels of ``violations.methods``) registered; no sigma
+    twice in any list of sigmas.
+    """
+    _check_values(config, "config")
+    n0 = config.get("cohen", {}).get("n0")
+    for section, spec in config.items():
+        if section == "cohen" or not isinstance(spec, dict) or "n0" in spec or n0 is None:
+            continue
+        for key in ("n", "ns"):
+            for i, n in enumerate(spec.get(key, []) if key == "ns" else [spec.get(key, n0)]):
+                if n < n0:
+                    where = f"{section}.{key}" + (f"[{i}]" if key == "ns" else "")
+                    raise ValueError(f"{where} = {n} is below cohen.n0 = {n0}, the selection samples it runs with")
+    runs = config.get("extra_information", {}).get("runs", {})
+    named = {f"extra_information.runs.{tag}.method": spec.get("method") for tag, spec in runs.items()}
+    named.update({f"violations.methods.{label}": label.split("+")[0]
+                  for label in config.get("violations", {}).get("methods", {})})
+    for where, method in named.items():
+        if method not in methods.available():
+            raise ValueError(f"{where}: unknown method {method!r}; available: {', '.join(methods.available())}")
+
+
+def _check_values(value, where: str) -> None:
+    """No NaN or infinite number, n0 <= n where a mapping has both, no duplicate in a list named ``sigmas``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} = {value}: every number in the config must be finite")
+    if isinstance(value, dict):
+        if "n0" in value and "n" in value and value["n0"] > value["n"]:
+            raise ValueError(f"{where}: n0 = {value['n0']} exceeds n = {value['n']} (selection samples must not "
+                             f"outnumber estimation samples)")
+        sigmas = value.get("sigmas")
+        if isinstance(sigmas, list):
+            twice = sorted({s for s in sigmas if sigmas.count(s) > 1})
+            if twice:
+                raise ValueError(f"{where}.sigmas lists {', '.join(map(str, twice))} more than once: {sigmas}")
+        for key, item in value.items():
+            _check_values(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_values(item, f"{where}[{i}]")
+
 
 class Plan:
     """Models and runs of one study config (a plain dict; nothing here reads files)."""
@@ -67,8 +118,12 @@ class Plan:
                 models: str | list[str] | None = None, params_file: str | None = None) -> str:
         """Register a certification run; return its CSV path (``models``: checkpoints other than the model of
         :meth:`model`, e.g. ensemble members; ``params_file``: a JSON file of fitted parameters, made by another
-        rule, merged over ``params``)."""
-        return self._record(self.runs, f"results/certify/{dataset}/{method}/{tag}.csv", {
+        rule, merged over ``params``).  An unknown method or ``n0 > n`` is refused, naming the run."""
+        path = f"results/certify/{dataset}/{method}/{tag}.csv"
+        methods.family(method)
+        if params.get("n0", 0) > params.get("n", math.inf):
+            raise ValueError(f"{path}: n0 = {params['n0']} exceeds n = {params['n']}")
+        return self._record(self.runs, path, {
             "dataset": dataset,
             "model": models or self.model(dataset, sigma, objective),
             "method": method,

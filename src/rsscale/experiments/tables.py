@@ -26,10 +26,17 @@ def latex_escape(text) -> str:
 
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
                 digits: int = 3) -> list[Path]:
-    """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths."""
+    """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths.
+
+    Rows lacking a column (result files of another kind) are refused before any file is written.
+    """
+    missing = sorted({c for row in rows for c in columns if c not in row})
+    if missing:
+        raise ValueError(f"the table's inputs lack the column(s) {', '.join(missing)}: are they result files of "
+                         f"this table's runs?")
     paths = [Path(f"{prefix}{ext}") for ext in (".csv", ".md", ".tex")]
-    write_csv_atomic(paths[0], rows, columns)
     cells = [[_cell(row[c], digits) for c in columns] for row in rows]
+    write_csv_atomic(paths[0], rows, columns)
     markdown = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" for _ in columns) + "|"]
     markdown += ["| " + " | ".join(line) + " |" for line in cells]
     if caption:

@@ -36,6 +36,8 @@ class Certifier(ABC):
     unsound_reason: str = ""
     #: One line for tables and ``rsscale methods``.
     summary: str = ""
+    #: Whether the family's base classifier combines several models (``model`` may then be a list of them).
+    combines_models: bool = False
     #: The attributes that identify a run, in the order :meth:`settings` lists them.
     settings_fields: tuple[str, ...] = ("sigma", "n0", "n", "alpha")
     #: Shape of one input (``None``: any shape); the inputs are checked against it.
@@ -45,7 +47,8 @@ class Certifier(ABC):
     noise_at: Callable[[Certifier, torch.Tensor, torch.Generator], np.ndarray] | None = None
 
     def check_sampling(self, sigma: float, n0: int, n: int, alpha: float) -> None:
-        """The checks every family shares: sigma a finite number > 0; n0 <= n positive integers; alpha in (0, 1)."""
+        """The checks every family shares: sigma a finite number in (0, :data:`rsscale.noise.MAX_SCALE`] (its draws
+        and radii finite in float32); n0 <= n positive integers; alpha in (0, 1)."""
         self.sigma, self.n0, self.n, self.alpha = check_sampling(sigma, n0, n, alpha)
 
     def set_model(self, model: torch.nn.Module, num_classes: int, device, batch_size: int = 1000) -> None:
@@ -136,6 +139,10 @@ def info(name: str) -> MethodInfo:
 def build(name: str, model: torch.nn.Module, num_classes: int, sigma: float, **params) -> Certifier:
     """Instantiate a registered family with its parameters."""
     cls = family(name)
+    if isinstance(model, (list, tuple)) and not cls.combines_models:
+        combining = [n for n in available() if _REGISTRY[n].combines_models]
+        raise ValueError(f"method {name!r} certifies one model, got {len(model)}; the families that combine several "
+                         f"models: {', '.join(combining)}")
     try:
         return cls(model=model, num_classes=num_classes, sigma=sigma, **params)
     except TypeError as err:

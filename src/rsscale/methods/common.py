@@ -142,6 +142,7 @@ class EnsembleCertifier(SmoothedCertifier):
     """Cohen's CERTIFY on an ensemble ``self.ensemble`` of ``members`` models that logs its member evaluations
     (:func:`certify_counting_evaluations`); :meth:`recorded` adds the family's own numbers to each certificate."""
 
+    combines_models = True
     ensemble: torch.nn.Module
 
     @property

@@ -11,13 +11,15 @@ import math
 
 import torch
 
+from rsscale.noise import check_scale_bound
+
 
 def check_sigma(sigma) -> float:
     """The training noise level as a float; ``sigma = 0`` means clean inputs."""
     sigma = float(sigma)
     if not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
-    return sigma
+    return check_scale_bound("sigma", sigma)
 
 
 def check_int(name: str, value, minimum: int) -> int:

@@ -9,20 +9,17 @@ other objectives' costs are reported).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from rsscale.training._common import check_sigma
 
 
 class GaussianAugmentation:
     name = "gaussian"
 
     def __init__(self, sigma: float):
-        sigma = float(sigma)
-        if not math.isfinite(sigma) or sigma < 0:
-            raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
-        self.sigma = sigma
+        self.sigma = check_sigma(sigma)
 
     def __call__(self, model, x, y, generator):
         noisy = x + self.sigma * torch.randn(x.shape, generator=generator, device=x.device) if self.sigma else x

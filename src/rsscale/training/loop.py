@@ -51,7 +51,9 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
 
     The generator drives both the shuffling and the objective's noise (on a
     CUDA device, through a device generator seeded from it), so the same seed
-    gives the same weights on the same device.
+    gives the same weights on the same device.  A NaN or infinite loss stops
+    the run with a ValueError naming the epoch and step (before it reaches
+    the weights).
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
@@ -74,6 +76,10 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
             idx = order[i : i + batch_size]
             x, y = x_train[idx].to(device), y_train[idx].to(device)
             loss, used, *rest = objective(model, x, y, noise_generator)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise ValueError(f"training diverged: the loss is {loss_value} at epoch {epoch + 1} of {epochs} "
+                                 f"(step {steps + 1}); try a smaller --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -82,7 +88,6 @@ def fit(model, objective, x_train, y_train, *, epochs: int = 30, batch_size: int
             backward += int(rest[0]) if rest else int(used)
             examples += len(idx)
             steps += 1
-            loss_value = float(loss.detach())
         bar.set_postfix(loss=f"{loss_value:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -32,7 +32,13 @@ def _test_accuracies(model, dataset: Dataset, sigma: float, seed: int, device: s
 
 
 def _save(model, out: str | Path, meta: dict, parameters: dict, started: str, device: str) -> None:
-    """The checkpoint (with its sha256 file) and its sidecar ``out.json``."""
+    """The checkpoint (with its sha256 file) and its sidecar ``out.json``; a model holding a NaN or infinite weight
+    or buffer is refused (nothing is written)."""
+    broken = [name for name, value in model.state_dict().items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        raise ValueError(f"training produced a model with NaN or infinite values (in {', '.join(broken[:3])}"
+                         f"{', ...' if len(broken) > 3 else ''}); nothing was saved to {out}")
     sha = save_checkpoint(model.cpu(), out, **meta)
     write_sidecar(Path(out).with_suffix(".json"), parameters, started, device, checkpoint_sha256=sha, **meta)
 
@@ -74,12 +80,14 @@ def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "c
 def train_denoiser_for(data: str, classifier: str, out: str | Path, *, sigma: float, objective: str = "mse",
                        mse_epochs: int | None = None, depth: int = 4, width: int = 16, epochs: int = 20,
                        batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-                       progress: bool = True, parameters: dict | None = None) -> tuple[TrainingReport, dict]:
+                       progress: bool = True, parameters: dict | None = None,
+                       trust_checkpoint: bool = False) -> tuple[TrainingReport, dict]:
     """Train a DnCNN denoiser in front of the frozen ``classifier`` checkpoint; write the composed ``f(D(x))``
-    checkpoint ``out`` and its sidecar.  Returns the training report and the checkpoint's metadata."""
+    checkpoint ``out`` and its sidecar.  Returns the training report and the checkpoint's metadata.
+    ``trust_checkpoint``: load the classifier without a sha256 file."""
     started = utc_now()
     dataset = Dataset.load(data)
-    [(base, base_meta)] = load_models([classifier], dataset, data)
+    [(base, base_meta)] = load_models([classifier], dataset, data, trust_checkpoint)
     torch.manual_seed(seed)  # the denoiser's initialisation
     model = compose(base, depth, width)
     loss = DenoiserObjective(model.classifier, sigma, objective, mse_epochs)
@@ -100,15 +108,16 @@ def train_denoiser_for(data: str, classifier: str, out: str | Path, *, sigma: fl
 
 def fit_sween_weights(data: str, checkpoints: Sequence[str], out: str | Path, *, sigma: float | None = None,
                       max_examples: int = 500, copies: int = 8, steps: int = 300, seed: int = 0, device: str = "cpu",
-                      parameters: dict | None = None) -> dict:
+                      parameters: dict | None = None, trust_checkpoint: bool = False) -> dict:
     """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen).
 
     Writes the JSON record ``out`` that ``certify --params-file`` reads (``{"params": {"weights": [...]}, "fit":
     {...}}`` with the provenance fields) and returns its ``fit`` entry (examples, copies, steps, sigma, mixture).
+    ``trust_checkpoint``: load the members without a sha256 file.
     """
     started = utc_now()
     dataset = Dataset.load(data)
-    loaded = load_models(checkpoints, dataset, data)
+    loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
     sigma = training_sigma(loaded[0][1], sigma, checkpoints[0])
     examples = min(max_examples, len(dataset.x_train))
     generator = torch.Generator().manual_seed(derived_seed(seed, 0))
