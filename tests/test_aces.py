@@ -1,6 +1,8 @@
 """ACES (rsscale.methods.aces): the entropy vote, one sample set for every theta, the theta = 0 / 1 limits, and
 soundness of the composed classifier on an exact oracle."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -142,13 +144,21 @@ def _sweep_rows(n_inputs=40, rs_right=30, extra_right=8, aces_radius=0.45):
     return rows
 
 
+def _write_sweep(rows, path):
+    """A complete sweep file: the CSV and a sidecar recording its completed run (tables read complete results only)."""
+    from rsscale.experiments import aces as analysis
+
+    analysis.write_sweep(rows, path)
+    path.with_suffix(".json").write_text(json.dumps({"parameters": {"sigma": 0.25},
+                                                     "run": {"status": "complete", "rows": len(rows)}}))
+
+
 def test_table_rows_and_claim(tmp_path):
     from rsscale.experiments import aces as analysis
     from rsscale.experiments import claims
 
     path = tmp_path / "sigma0.25.csv"
-    analysis.write_sweep(_sweep_rows()[::-1], path)  # row order must not matter (pairing by idx)
-    path.with_suffix(".json").write_text('{"parameters": {"sigma": 0.25}}')
+    _write_sweep(_sweep_rows()[::-1], path)  # row order must not matter (pairing by idx)
     core, aces, rs = analysis.aces_rows([path], [0.0, 0.5])
     assert (core["method"], aces["method"], rs["method"]) == ("core", "aces", "rs")
     assert core["clean_accuracy"] == 0.5 and core["ACR"] == 0.0 and core["r=0"] == 0.0
@@ -156,10 +166,10 @@ def test_table_rows_and_claim(tmp_path):
     assert aces["ACR"] == pytest.approx(0.45 * 30 / 40) and rs["ACR"] == pytest.approx(0.5 * 30 / 40)
     assert aces["clean_gain_p"] == pytest.approx(0.5 ** 8) and rs["clean_gain_p"] == 1.0
     assert claims.TESTS["aces_tradeoff"]({"aces": [core, aces, rs]}, {})[1] == "supported"
-    analysis.write_sweep(_sweep_rows(aces_radius=0.2), path)
+    _write_sweep(_sweep_rows(aces_radius=0.2), path)
     assert claims.TESTS["aces_tradeoff"]({"aces": analysis.aces_rows([path], [0.0])}, {})[1] == "not supported"
-    analysis.write_sweep(_sweep_rows(extra_right=2), path)
+    _write_sweep(_sweep_rows(extra_right=2), path)
     assert claims.TESTS["aces_tradeoff"]({"aces": analysis.aces_rows([path], [0.0])}, {})[1] == "inconclusive"
-    analysis.write_sweep([r for r in _sweep_rows() if r["theta"] < 1], path)
+    _write_sweep([r for r in _sweep_rows() if r["theta"] < 1], path)
     with pytest.raises(ValueError, match="no theta = 1 rows"):
         analysis.aces_rows([path], [0.0])

@@ -20,7 +20,8 @@ def write_run(folder, tag, method, radius, correct, passes, seconds, sound=True,
         for i, (r, c) in enumerate(zip(radius, correct, strict=True)):
             extra = [evaluations] if evaluations else []
             writer.writerow([i, 0, 0 if c else 1, int(c), r, 0.9, passes, seconds, *extra])
-    path.with_suffix(".json").write_text(json.dumps({"parameters": {"method": method}, "sound": sound}))
+    run = {"status": "complete", "rows": len(radius)}  # tables read complete results only
+    path.with_suffix(".json").write_text(json.dumps({"parameters": {"method": method}, "sound": sound, "run": run}))
     return read_run(path)
 
 

@@ -41,7 +41,8 @@ def _write_run(path, checkpoint, method="cohen", sigma=0.25, radii=(0.3, 0.0)):
         for i, radius in enumerate(radii):
             writer.writerow([i, 1, 1, 1, radius, 0.9, 110, 0.01])
     parameters = {"checkpoint": str(checkpoint), "method": method, "sigma": sigma}
-    path.with_suffix(".json").write_text(json.dumps({"parameters": parameters}))
+    run = {"status": "complete", "rows": len(radii)}  # tables read complete results only
+    path.with_suffix(".json").write_text(json.dumps({"parameters": parameters, "run": run}))
     return str(path)
 
 
@@ -91,7 +92,7 @@ def test_aces_table_gets_the_published_clean_accuracy_and_acr(tmp_path):
               "forward_passes": 110, "seconds": 0.01} for theta in (0.5, 1.0)]
     path = tmp_path / "sigma0.25.csv"
     aces_analysis.write_sweep(sweep, path)
-    path.with_suffix(".json").write_text('{"parameters": {"sigma": 0.25}}')
+    path.with_suffix(".json").write_text('{"parameters": {"sigma": 0.25}, "run": {"status": "complete", "rows": 2}}')
     reference = _reference(({"sigma": 0.25, "method": "aces", "theta": 0.5}, {"clean_accuracy": 0.85, "ACR": 0.485}),
                            ({"sigma": 0.25, "method": "rs"}, {"clean_accuracy": 0.76, "ACR": 0.535}))
     rows = _table(tmp_path, "aces", [str(path)], reference)

@@ -88,6 +88,11 @@ def _recorded(args) -> dict:
     return {k: v for k, v in vars(args).items() if k != "func"}
 
 
+def _writer(args) -> dict:
+    """How a result-writing command treats an existing result file (:class:`rsscale.io.RowWriter`)."""
+    return {"partial": args.partial, "restart": args.restart, "discard_stale": args.discard_stale}
+
+
 def cmd_methods(args) -> None:
     for name in methods.available():
         meta = methods.info(name)
@@ -137,7 +142,8 @@ def cmd_certify(args) -> None:
     run = certify_checkpoints(args.data, args.checkpoint, args.out, method=args.method, sigma=args.sigma,
                               params=_json(args.params), params_file=args.params_file, seed=args.seed, skip=args.skip,
                               max_inputs=args.max_inputs, pack=args.pack, device=args.device, progress=not args.quiet,
-                              trust_checkpoint=args.trust_checkpoint)
+                              trust_checkpoint=args.trust_checkpoint,
+                              writer=_writer(args))
     print(f"{args.method} sigma={run.parameters['sigma']}: {len(run)} inputs, certified accuracy at r=0 "
           f"{run.certified_accuracy(0):.3f}, ACR {run.acr():.3f}")
 
@@ -148,7 +154,8 @@ def cmd_aces(args) -> None:
     record, indices = aces.run_sweep(
         args.data, args.checkpoint, args.core, args.thetas, args.out, sigma=args.sigma, params=_json(args.params),
         seed=args.seed, skip=args.skip, max_inputs=args.max_inputs, pack=args.pack, device=args.device,
-        progress=not args.quiet, trust_checkpoint=args.trust_checkpoint)
+        progress=not args.quiet, trust_checkpoint=args.trust_checkpoint,
+        writer=_writer(args))
     parameters = record["parameters"]
     print(f"aces sigma={parameters['sigma']}: {len(indices)} inputs x {len(parameters['thetas'])} thetas from one "
           f"sample set each")
@@ -181,7 +188,8 @@ def cmd_incremental(args) -> None:
         args.data, args.checkpoint, args.out, sigma=args.sigma, modifications=args.modifications, n0=args.n0, n=args.n,
         n_incremental=args.n_incremental, alpha=args.alpha, alpha_zeta=args.alpha_zeta, gamma=args.gamma,
         radii=args.radii, max_inputs=args.max_inputs, batch_size=args.batch_size, pack=args.pack, seed=args.seed,
-        parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint)
+        parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint,
+        writer=_writer(args))
     print(f"original: {original['seconds']:.1f} s, ACR {original['ACR_original']:.3f}")
     for row in rows:
         print(f"{row['modification']:>10s}: IRS {row['speedup']:.2f}x faster than from scratch "
@@ -216,7 +224,8 @@ def cmd_harness(args) -> None:
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
     check_alpha(args.alpha)
-    rows = soundness.run(args.out, args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped)
+    rows = soundness.run(args.out, args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped,
+                         writer=_writer(args))
     failed = [f"{r['method']}/{r['case']} {r['position']}" for r in rows if r["verdict"] == "FAIL"]
     if failed:
         print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} (or above the exact "
@@ -229,7 +238,7 @@ def cmd_violations(args) -> None:
     specs = settings.pop("methods", None)
     if not isinstance(specs, dict) or not specs:
         raise ValueError("--settings needs a non-empty 'methods' mapping of label -> method parameters")
-    violations.run(args.out, specs, args.seed, **settings)
+    violations.run(args.out, specs, args.seed, writer=_writer(args), **settings)
 
 
 def cmd_claims(args) -> None:
@@ -312,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
                           ("--engine", {"default": "{}", "help": "JSON object of sampling-engine options, e.g. "
                                         '\'{"autocast": "bf16", "channels_last": true, "compile": true}\''}))
 
+    results = _options(
+        ("--restart", {"action": "store_true",
+                       "help": "discard the rows of an earlier run in the result file (its own result files only) "
+                               "and start afresh; without it a rerun resumes a run of the same identity and refuses "
+                               "one of another"}),
+        ("--partial", {"default": None, "metavar": "PATH",
+                       "help": "write the rows to PATH while the run goes (resumed from there) and copy them onto the "
+                               "result file when complete: the workflow's rules give a file Snakemake never deletes"}),
+        ("--discard-stale", {"action": "store_true",
+                             "help": "discard (and say so on stderr) rows of a run of another identity instead of "
+                                     "refusing them: the workflow's rules, rerun because inputs or parameters "
+                                     "changed"}))
+
     command("methods", cmd_methods, "list the registered method families and whether they are sound")
 
     p = command("data", cmd_data, "build a dataset file", out)
@@ -340,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20)
 
     p = command("certify", cmd_certify, "certify test inputs with a method family; one CSV row per input",
-                data, out, sigma, inputs, seeded, runtime, trusted)
+                data, out, sigma, inputs, seeded, runtime, trusted, results)
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one model, or several for the families that combine models (ensemble members)")
     p.add_argument("--method", default="cohen")
@@ -359,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON provenance record holding {"params": {"weights": [...]}, "fit": {...}}')
 
     p = command("aces", cmd_aces, "ACES theta sweep (F = the checkpoint, a core model): a CSV row per input and theta",
-                data, out, sigma, inputs, seeded, runtime, trusted)
+                data, out, sigma, inputs, seeded, runtime, trusted, results)
     p.add_argument("--checkpoint", required=True, help="the certification model F (noise-trained)")
     p.add_argument("--core", required=True, help="the core model (accurate, not robust)")
     p.add_argument("--thetas", type=float, nargs="+", required=True, help="entropy thresholds in [0, 1]")
@@ -383,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("incremental", cmd_incremental,
                 "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)",
-                data, sigma, seeded, trusted)
+                data, sigma, seeded, trusted, results)
     p.add_argument("--checkpoint", required=True, help="the original model")
     p.add_argument("--modifications", nargs="+", default=["int8", "prune0.2", "prune0.5"],
                    help="int8 (dynamic quantization of the linear layers) or prune<fraction> (global L1)")
@@ -423,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")
     p = command("harness", cmd_harness, "soundness harness: violation rates of every method on exact oracles",
-                prefix, seeded)
+                prefix, seeded, results)
     p.add_argument("--trials", type=int, required=True,
                    help="trials per position of each case (capped per slow case, see --uncapped)")
     p.add_argument("--methods", nargs="+", default=None, help="registered methods to check (default: all)")
@@ -434,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("violations", cmd_violations,
                 "search certified balls of input-dependent-sigma methods for points where g disagrees (ball oracle)",
-                prefix, seeded)
+                prefix, seeded, results)
     p.add_argument("--settings", required=True,
                    help='JSON: {"methods": {label: params}, "dim", "ball_radius", "sigma", "inputs", "far", ...}')
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import math
 import os
 import pickle
 import re
+import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -68,16 +71,17 @@ def read_rows(path: str | Path, text_columns: Sequence[str] = (), int_columns: S
         return [{k: typed(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _as_columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+def as_columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Rows (dicts with the same keys) as one array per column."""
     return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
 
 def read_columns(path: str | Path) -> dict[str, np.ndarray]:
-    """A result CSV as one array per column (float arrays for numeric columns); ValueError when it has no rows."""
+    """A CSV as one array per column (float arrays for numeric columns); ValueError when it has no rows."""
     rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path} has no rows")
-    return _as_columns(rows)
+    return as_columns(rows)
 
 
 def read_sidecar(path: str | Path) -> dict:
@@ -129,12 +133,10 @@ class Run:
 
 
 def read_run(path: str | Path) -> Run:
-    """Read a certification CSV and its ``.json`` sidecar (if present)."""
+    """Read a complete certification CSV and its ``.json`` sidecar (:func:`read_result`)."""
     path = Path(path)
-    rows = read_rows(path)
-    if not rows:
-        raise ValueError(f"{path} has no certificates")
-    return Run(path, _as_columns(rows), read_sidecar(path))
+    rows, sidecar = read_result(path, "certificates")
+    return Run(path, as_columns(rows), sidecar)
 
 
 @contextlib.contextmanager
@@ -233,42 +235,256 @@ def certificate_row(idx: int, label: int, cert: Certificate) -> dict:
     return row
 
 
-class RowWriter:
-    """Appends rows to a CSV, one flushed line per row, resumable; use as a context manager.
+def run_record_path(rows: str | Path) -> Path:
+    """The hidden run record beside a rows file while its run is going: ``.<name>.run.json``."""
+    rows = Path(rows)
+    return rows.with_name(f".{rows.name}.run.json")
 
-    A row is identified by its ``key`` columns.  On open, the rows already in
-    the file (from an interrupted run) are read: ``key in writer`` tells the
-    caller which units of work to skip, and :meth:`write` ignores a row whose
-    key is on disk.  A partial last line left by a killed process is cut off
-    first (a truncation in place: a kill during recovery cannot lose complete
-    rows).  The header is ``columns``, or the first row's keys; the file is
-    created only when the first row is written, so a run that fails before any
-    result leaves nothing behind.
+
+def lock_path(result: str | Path) -> Path:
+    """The hidden lock file of a result file: ``.<name>.lock``."""
+    result = Path(result)
+    return result.with_name(f".{result.name}.lock")
+
+
+def _canonical(value):
+    """``value`` as JSON gives it back (tuples as lists, keys as text): what a run record compares."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _flat(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: value}
+
+
+def identity_differences(on_disk: dict, here: dict) -> list[str]:
+    """``field: <on disk> on disk, <here> here`` per field (nested ones dotted) where two run identities differ."""
+    old, new = _flat(on_disk), _flat(here)
+    return [f"{k}: {json.dumps(old.get(k))} on disk, {json.dumps(new.get(k))} here"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def read_result(path: str | Path, noun: str = "rows") -> tuple[list[dict], dict]:
+    """The rows and sidecar of a COMPLETE result file (what every table reads); ValueError otherwise.
+
+    Complete means: at least one row (``noun`` names them in the error), no run record of a run still going beside
+    it, a sidecar whose ``run`` block says ``complete``, and as many rows as that block records.
+    """
+    path = Path(path)
+    rows = read_rows(path)
+    if not rows:
+        raise ValueError(f"{path} has no {noun}")
+    if run_record_path(path).exists():
+        raise ValueError(f"{path} is incomplete: its run is still going or was stopped (rerun the same command to "
+                         f"resume it, or the workflow with --rerun-incomplete)")
+    sidecar = read_sidecar(path)
+    run = sidecar.get("run")
+    if not isinstance(run, dict) or run.get("status") != "complete":
+        state = "is missing" if not sidecar else "records no completed run"
+        raise ValueError(f"{path} is not a complete result: its sidecar {path.with_suffix('.json')} {state}")
+    if len(rows) != run.get("rows"):
+        raise ValueError(f"{path} holds {len(rows)} rows where its sidecar records {run.get('rows')}: it was changed "
+                         f"after its run finished")
+    return rows, sidecar
+
+
+class ResultFileBusy(OSError):
+    """Another process holds the lock of a result file."""
+
+
+class _Lock:
+    """An exclusive, non-blocking ``flock`` on the hidden lock file of a result file; removed on release."""
+
+    def __init__(self, path: Path, result: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ResultFileBusy(f"another process is writing {result} (it holds {path}): two writers on one "
+                                     f"file would mix their rows; wait for it or choose another output") from None
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    self.fd = fd
+                    return
+            os.close(fd)  # the file was removed by its last holder between our open and our lock: take the new one
+
+    def release(self) -> None:
+        os.remove(self.path)
+        os.close(self.fd)
+
+
+def _note(message: str) -> None:
+    print(f"rsscale: {message}", file=sys.stderr, flush=True)
+
+
+class RowWriter:
+    """Appends rows to a result CSV, one flushed line per row, resumable, never touching another file; a context
+    manager.
+
+    Safety, in the order it is checked, before any byte is written, truncated or removed:
+
+    * the result, its sidecar (``.json``) and the rows file may not be any of ``inputs`` or their sidecars;
+    * an exclusive lock (``.<name>.lock``): a second writer of the same result fails at once (:class:`ResultFileBusy`);
+    * a file already there must be this writer's own: a CSV with this writer's header (``columns``, or the key
+      columns, starting with ``prefix``); anything else is refused, ``restart`` or not;
+    * the run ``identity`` recorded beside it (the hidden run record ``.<rows>.run.json`` while the run goes, the
+      sidecar's ``run`` block once complete) must equal this one: otherwise the rows are refused, naming the fields
+      that differ, or discarded (and said so on stderr) with ``restart`` or ``discard_stale``; ``restart`` discards
+      rows of this same identity too.  A CSV with this header and no record at all (from before run records) is
+      resumed as this run's.
+
+    Then a partial last line left by a killed process is cut off, and the rows on disk are read: ``key in writer``
+    tells the caller which units of work to skip, and :meth:`write` ignores a row whose key is on disk.  The run
+    record is written before the first row; the file is created only when the first row is written.
+
+    Rows go to ``partial`` when given (a file the workflow never deletes), else to ``path`` itself.  When the block
+    ends without an exception the run is complete: the rows are copied onto ``path`` atomically, the sidecar gets
+    the ``run`` block (:attr:`record`: identity, status ``complete``, rows, rows resumed and forward passes spent in
+    this invocation), and the run record, partial file and lock are removed.
     """
 
-    def __init__(self, path: str | Path, key: Sequence[str] = ("idx",), columns: Sequence[str] | None = None):
+    def __init__(self, path: str | Path, key: Sequence[str] = ("idx",), columns: Sequence[str] | None = None, *,
+                 identity: dict | None = None, what: str = "run", inputs: Sequence[str | Path] = (),
+                 partial: str | Path | None = None, restart: bool = False, discard_stale: bool = False,
+                 prefix: Sequence[str] = ()):
         self.path = Path(path)
+        self.rows_path = Path(partial) if partial is not None else self.path
+        self.sidecar = self.path.with_suffix(".json")
         self.key = tuple(key)
         self.columns = list(columns) if columns is not None else None
+        self.prefix = list(prefix)
+        self.identity = _canonical(identity or {})
+        self.what = what
         self.done: set[tuple[str, ...]] = set()
+        self.resumed = 0
+        self.forward_passes = 0
+        self.record: dict | None = None
         self._header_on_disk = False
         self._file = None
-        if self.path.exists():
-            self._recover()
+        self._refuse_inputs(inputs)
+        self._lock = _Lock(lock_path(self.path), self.path)
+        try:
+            self._open(restart, discard_stale)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _refuse_inputs(self, inputs: Sequence[str | Path]) -> None:
+        written = {p.resolve(): p for p in (self.path, self.sidecar, self.rows_path, run_record_path(self.rows_path))}
+        if self.rows_path != self.path and self.rows_path.resolve() in (self.path.resolve(), self.sidecar.resolve()):
+            raise ValueError(f"the partial file {self.rows_path} must differ from the result {self.path} and its "
+                             f"sidecar")
+        for source in map(Path, inputs):
+            for used in (source, source.with_suffix(".json"), Path(f"{source}.sha256")):
+                if used.resolve() in written:
+                    raise ValueError(f"{written[used.resolve()]} would overwrite {used}, an input of this run "
+                                     f"({source}): choose another output path")
+
+    def _header_of(self, path: Path) -> list[str] | None:
+        """The file's first complete line as CSV cells, or None when it has none or it is not text."""
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if b"\n" not in head:
+            return None
+        try:
+            return next(csv.reader([head.split(b"\n", 1)[0].decode()]), [])
+        except (UnicodeDecodeError, csv.Error):
+            return None
+
+    def _foreign(self, path: Path, recorded: bool) -> str | None:
+        """Why ``path`` is not a rows file of this writer's kind, or None when it is one (a file without a whole line:
+        when its run is recorded)."""
+        header = self._header_of(path)
+        if header is None:
+            if recorded and b"\n" not in path.read_bytes():
+                return None
+            return "it has no line of text"
+        if self.columns is not None:
+            expected = f"the header {self.columns}"
+            own = header == self.columns
+        else:
+            expected = f"a header with the columns {list(self.key)}" + (f" after {self.prefix}" if self.prefix else "")
+            own = header[: len(self.prefix)] == self.prefix and all(k in header for k in self.key)
+        return None if own else f"its first line is {header[:12]}, expected {expected}"
+
+    def _refuse_foreign(self, path: Path, why: str, what: str = "a result file of this command") -> None:
+        raise ValueError(f"{path} exists and is not {what} ({why}): refusing to write to it or remove it (--restart "
+                         f"included); move it away or choose another output path")
+
+    def _open(self, restart: bool, discard_stale: bool) -> None:
+        record_path = run_record_path(self.rows_path)
+        running = None
+        if record_path.exists():
+            try:
+                running = json.loads(record_path.read_text())["identity"]
+            except (OSError, ValueError, KeyError, TypeError):
+                if not restart:
+                    raise ValueError(f"the run record {record_path} is unreadable: pass --restart to discard "
+                                     f"{self.rows_path} and start afresh") from None
+                record_path.unlink()
+        sidecar = None
+        if self.sidecar.exists():
+            try:
+                sidecar = json.loads(self.sidecar.read_text())
+            except (OSError, ValueError):
+                sidecar = None
+            if not isinstance(sidecar, dict):
+                self._refuse_foreign(self.sidecar, "not a JSON object", "a result's sidecar")
+            if "run" not in sidecar and not (self.path.exists() and self._foreign(self.path, False) is None):
+                self._refuse_foreign(self.sidecar, "no run block, and no result of this command beside it",
+                                     "a result's sidecar")
+        if self.rows_path != self.path and self.path.exists():
+            why = self._foreign(self.path, False)
+            if why:
+                self._refuse_foreign(self.path, why)
+        completed = sidecar.get("run", {}).get("identity") if sidecar and self.rows_path == self.path else None
+        recorded = running if running is not None else completed
+        if not self.rows_path.exists():
+            self._discard(quiet=True)
+            return
+        why = self._foreign(self.rows_path, running is not None)
+        if why:
+            self._refuse_foreign(self.rows_path, why)
+        differences = identity_differences(recorded, self.identity) if recorded is not None else []
+        if differences and not (restart or discard_stale):
+            raise ValueError(f"{self.rows_path} holds the rows of another {self.what} ({'; '.join(differences[:6])}):"
+                             f" choose another output path, or pass --restart to discard them")
+        if differences or restart:
+            reason = f"rows of another {self.what} ({'; '.join(differences[:6])})" if differences else "--restart"
+            _note(f"discarding {self.rows_path}: {reason}")
+            self._discard()
+            return
+        if recorded is None:
+            _note(f"{self.rows_path} has no run record (written before run records existed): resuming its rows as "
+                  f"this {self.what}'s, unchecked")
+        self._recover()
+
+    def _discard(self, quiet: bool = False) -> None:
+        """Remove this writer's own rows file, run record and (when it describes them) sidecar."""
+        for path in (self.rows_path, run_record_path(self.rows_path)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self.rows_path == self.path and not quiet:
+            with contextlib.suppress(FileNotFoundError):
+                self.sidecar.unlink()
 
     def _recover(self) -> None:
-        data = self.path.read_bytes()
+        data = self.rows_path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]
         if len(complete) < len(data):
-            os.truncate(self.path, len(complete))
+            os.truncate(self.rows_path, len(complete))
         lines = list(csv.reader(complete.decode().splitlines()))
         if not lines:
             return
-        if self.columns is not None and lines[0] != self.columns:
-            raise ValueError(f"{self.path} has the header {lines[0]}, expected {self.columns}")
         self.columns, self._header_on_disk = lines[0], True
         positions = [self.columns.index(k) for k in self.key]
         self.done = {tuple(line[p] for p in positions) for line in lines[1:]}
+        self.resumed = len(self.done)
 
     def __contains__(self, key_values) -> bool:
         """Whether a row with these key values (one per key column; a bare value for one key) is on disk."""
@@ -278,29 +494,67 @@ class RowWriter:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self._file is not None:
             self._file.close()
             self._file = None
+        try:
+            if exc_type is None and self.rows_path.exists():
+                self._complete()
+        finally:
+            self._lock.release()
+
+    def _start(self) -> None:
+        """The run record, then the rows file: before the first row."""
+        write_text_atomic(run_record_path(self.rows_path), json.dumps(
+            {"identity": self.identity, "status": "running", "result": str(self.path), "what": self.what},
+            indent=2, sort_keys=True) + "\n")
+        self._file = self.rows_path.open("a", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        if not self._header_on_disk:
+            self._csv.writerow(self.columns)
+            self._header_on_disk = True
+
+    def _complete(self) -> None:
+        self.record = {"identity": self.identity, "status": "complete", "rows": len(self.done),
+                       "resumed_rows": self.resumed, "forward_passes_spent": self.forward_passes}
+        if self.rows_path != self.path:
+            with atomic_path(self.path) as tmp:
+                shutil.copyfile(self.rows_path, tmp)
+        sidecar = read_sidecar(self.path) if self.sidecar.exists() else {}
+        same_run = sidecar.get("run", {}).get("identity") == self.identity
+        write_text_atomic(self.sidecar, json.dumps({**(sidecar if same_run else {}), "run": self.record},
+                                                   indent=2, sort_keys=True) + "\n")
+        if self.rows_path != self.path:
+            self.rows_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            run_record_path(self.rows_path).unlink()
 
     def write(self, row: dict) -> bool:
         """Append ``row`` unless a row with its key is on disk; return whether it was written."""
-        key = tuple(format_cell(row[k]) for k in self.key)
-        if key in self.done:
-            return False
-        if self.columns is None:
-            self.columns = list(row)
-        differ = set(self.columns) ^ set(row)
-        if differ:
-            raise ValueError(f"row columns {sorted(differ)} differ from the file's header {self.columns}")
+        return self.write_many([row]) == 1
+
+    def write_many(self, rows: Sequence[dict]) -> int:
+        """Append the ``rows`` whose keys are not on disk, flushed once; return how many were written.  The forward
+        passes of every row offered (a ``forward_passes`` column) count as spent by this invocation."""
+        self.forward_passes += sum(int(row["forward_passes"]) for row in rows if "forward_passes" in row)
+        fresh = []
+        for row in rows:
+            key = tuple(format_cell(row[k]) for k in self.key)
+            if key in self.done:
+                continue
+            if self.columns is None:
+                self.columns = list(row)
+            differ = set(self.columns) ^ set(row)
+            if differ:
+                raise ValueError(f"row columns {sorted(differ)} differ from the file's header {self.columns}")
+            fresh.append((key, row))
+        if not fresh:
+            return 0
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", newline="")
-            self._csv = csv.writer(self._file, lineterminator="\n")
-            if not self._header_on_disk:
-                self._csv.writerow(self.columns)
-                self._header_on_disk = True
-        self._csv.writerow([format_cell(row[c]) for c in self.columns])
+            self._start()
+        for key, row in fresh:
+            self._csv.writerow([format_cell(row[c]) for c in self.columns])
+            self.done.add(key)
         self._file.flush()
-        self.done.add(key)
-        return True
+        return len(fresh)

@@ -7,12 +7,15 @@ generator seeded with :func:`derived_seed` ``(seed, pos)``, so an input's
 certificate depends on the run seed and its pack, never on what ran before:
 a killed run restarted with the same arguments re-certifies only the packs
 not yet on disk (:class:`rsscale.io.RowWriter` skips the rows already there)
-and ends with the file an uninterrupted run writes, timings aside.
+and ends with the file an uninterrupted run writes, timings aside.  The
+writer records the run's identity (:func:`run_identity`: the certifier and its
+settings, seed, input selection, and the callers' file hashes) and refuses to
+resume rows of another identity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from tqdm.auto import tqdm
 
 from rsscale import methods
 from rsscale.data import Dataset
-from rsscale.io import RowWriter, Run, certificate_row, read_params_file, read_run
+from rsscale.io import CERTIFICATE_COLUMNS, RowWriter, Run, certificate_row, file_sha256, read_params_file, read_run
 from rsscale.models import load_models, training_sigma
 from rsscale.provenance import utc_now, write_sidecar
 
@@ -51,8 +54,7 @@ def certify_packs(indices: Sequence[int], certify_pack: Callable[[list[int], tor
         todo = sum(not done(i) for i in chunk)
         if not todo:
             continue
-        for row in certify_pack(chunk, torch.Generator().manual_seed(derived_seed(seed, pos))):
-            writer.write(row)
+        writer.write_many(list(certify_pack(chunk, torch.Generator().manual_seed(derived_seed(seed, pos)))))
         bar.update(todo)
     bar.close()
 
@@ -64,32 +66,48 @@ class RunResult:
     path: Path
     indices: list[int]
     resumed: int
+    record: dict | None = None
+
+
+def run_identity(certifier, seed: int, skip: int, max_inputs: int | None, pack: int, **files) -> dict:
+    """What makes two certification runs the same run: the method, its settings, the seed and the input selection,
+    and ``files`` (e.g. checkpoint and data sha256) as the caller gives them."""
+    return {"method": certifier.name, "settings": certifier.settings(), "seed": seed, "skip": skip,
+            "max_inputs": max_inputs, "pack": pack, **files}
 
 
 def certify_dataset(certifier, dataset: Dataset, out: str | Path, *, seed: int, skip: int = 1,
-                    max_inputs: int | None = None, pack: int = 10, progress: bool = True) -> RunResult:
+                    max_inputs: int | None = None, pack: int = 10, progress: bool = True,
+                    identity: dict | None = None, writer: Mapping | None = None) -> RunResult:
     """Certify the test inputs of ``dataset`` with ``certifier`` (its ``certify_many``), one CSV row per input.
 
     Rows are :func:`rsscale.io.certificate_row` s, written as each pack
     finishes; inputs already in ``out`` are skipped (module docstring).
+    ``identity`` (default: :func:`run_identity` without files) is what the
+    file records and a resume must match; ``writer`` holds options of
+    :class:`rsscale.io.RowWriter` (``inputs``, ``partial``, ``restart``,
+    ``discard_stale``).  ``RunResult.record`` is the completed run's record.
     """
     indices = input_indices(len(dataset.x_test), skip, max_inputs)
+    identity = identity if identity is not None else run_identity(certifier, seed, skip, max_inputs, pack)
 
     def certify_pack(chunk: list[int], generator: torch.Generator) -> list[dict]:
         certs = certifier.certify_many(dataset.x_test[chunk], generator=generator)
         return [certificate_row(i, int(dataset.y_test[i]), cert) for i, cert in zip(chunk, certs, strict=True)]
 
-    with RowWriter(out) as writer:
-        resumed = sum(i in writer for i in indices)
-        certify_packs(indices, certify_pack, writer, writer.__contains__, seed=seed, pack=pack, progress=progress,
+    with RowWriter(out, identity=identity, what="certification run", prefix=CERTIFICATE_COLUMNS,
+                   **(writer or {})) as results:
+        resumed = sum(i in results for i in indices)
+        certify_packs(indices, certify_pack, results, results.__contains__, seed=seed, pack=pack, progress=progress,
                       desc=f"certify {certifier.name}")
-    return RunResult(Path(out), indices, resumed)
+    return RunResult(Path(out), indices, resumed, results.record)
 
 
 def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, *, method: str = "cohen",
                         sigma: float | None = None, params: dict | None = None, params_file: str | None = None,
                         seed: int = 0, skip: int = 1, max_inputs: int | None = None, pack: int = 10,
-                        device: str = "cpu", progress: bool = True, trust_checkpoint: bool = False) -> Run:
+                        device: str = "cpu", progress: bool = True, trust_checkpoint: bool = False,
+                        writer: Mapping | None = None) -> Run:
     """A certification run from files: the dataset file, the checkpoint(s), the method and its parameters.
 
     ``sigma`` defaults to the first checkpoint's training sigma; ``params_file``
@@ -97,7 +115,10 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
     checkpoints make one model list, for the families whose base classifier
     combines models (ensembles); ``trust_checkpoint`` loads checkpoints without
     a sha256 file.  Writes ``out`` (:func:`certify_dataset`) and
-    its provenance sidecar ``out.json``; returns the run read back.
+    its provenance sidecar ``out.json``; returns the run read back.  The run's
+    identity holds the sha256 of the data, checkpoint(s) and parameter file;
+    ``writer``: options of :class:`rsscale.io.RowWriter` (``partial``,
+    ``restart``, ``discard_stale``).
     """
     started = utc_now()
     dataset = Dataset.load(data)
@@ -108,7 +129,12 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
     certifier = methods.build(method, model=models_[0] if len(models_) == 1 else models_,
                               num_classes=dataset.num_classes, sigma=sigma, device=device, **params)
     out = Path(out)
-    certify_dataset(certifier, dataset, out, seed=seed, skip=skip, max_inputs=max_inputs, pack=pack, progress=progress)
+    inputs = [data, *checkpoints, *([params_file] if params_file else [])]
+    identity = run_identity(certifier, seed, skip, max_inputs, pack, command="certify", method_params=params,
+                            data_sha256=file_sha256(data), checkpoint_sha256=[m["sha256"] for m in metas],
+                            params_file_sha256=file_sha256(params_file) if params_file else None)
+    result = certify_dataset(certifier, dataset, out, seed=seed, skip=skip, max_inputs=max_inputs, pack=pack,
+                             progress=progress, identity=identity, writer={**(writer or {}), "inputs": inputs})
     parameters = {"method": method, "sigma": sigma, "seed": seed, "skip": skip, "max_inputs": max_inputs,
                   "pack": pack, "data": data,
                   "checkpoint": checkpoints[0] if len(checkpoints) == 1 else list(checkpoints),
@@ -119,7 +145,7 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
                            checkpoint_sha256=metas[0]["sha256"] if len(metas) == 1 else [m["sha256"] for m in metas],
                            dataset=dataset.name, dataset_meta=dataset.meta,
                            dim=dataset.dim, input_shape=list(dataset.input_shape),
-                           sound=info.sound, unsound_reason=info.unsound_reason,
+                           sound=info.sound, unsound_reason=info.unsound_reason, run=result.record,
                            summary={"inputs": len(run), "ACR": run.acr(), "clean_accuracy": float(run.correct.mean()),
                                     "seconds_median": float(np.median(run.columns["seconds"]))})
     return replace(run, sidecar=record)

@@ -25,6 +25,7 @@ rule aces_sweep:
         skip=ACES.get("skip", 1) if ACES else 1,
         pack=config["cohen"]["pack"],
         seed=config["seed"],
+        partial=partial_rows,
     threads: workflow.cores
     conda:
         "../../environment.yml"
@@ -33,7 +34,7 @@ rule aces_sweep:
     shell:
         "rsscale aces --data {input.data} --checkpoint {input.model} --core {input.core} --sigma {wildcards.sigma}"
         " --thetas {params.thetas} --params {params.args} --max-inputs {params.max_inputs} --skip {params.skip} --pack {params.pack}"
-        " --seed {params.seed} --threads {threads} --quiet --out {output.csv} > {log} 2>&1"
+        " --seed {params.seed} --threads {threads} --quiet --out {output.csv} --partial {params.partial} --discard-stale > {log} 2>&1"
 
 
 rule table_aces:

@@ -10,6 +10,7 @@ rule certify:
     params:
         args=lambda w, output: certify_args(PLAN.runs[output.csv]),
         seed=config["seed"],
+        partial=partial_rows,
     threads: workflow.cores
     conda:
         "../../environment.yml"
@@ -17,4 +18,4 @@ rule certify:
         "logs/certify/{dataset}/{method}/{tag}.log",
     shell:
         "rsscale certify --data {input.data} --checkpoint {input.model} {params.args} --seed {params.seed}"
-        " --threads {threads} --quiet --out {output.csv} > {log} 2>&1"
+        " --threads {threads} --quiet --out {output.csv} --partial {params.partial} --discard-stale > {log} 2>&1"

@@ -54,6 +54,13 @@ def out_prefix(wildcards, output):
     return os.path.splitext(output[0])[0]
 
 
+def partial_rows(wildcards, output):
+    """Where a resumable job writes its rows while it runs: results/.partial/<its first output>.  Not an output, so
+    Snakemake never deletes it (a failed or killed job, rerun, resumes from it); the job copies it onto its output
+    when complete, and discards it, saying so in its log, when it holds rows of another run (``--discard-stale``)."""
+    return os.path.join("results", ".partial", os.path.relpath(output[0], "results"))
+
+
 def table_outputs(name):
     """A table's CSV, Markdown and LaTeX; the CSV in the HTML report when it has a caption
     (``workflow/report/tables/<name>.rst``)."""

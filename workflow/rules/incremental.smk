@@ -33,6 +33,7 @@ rule incremental:
         ),
         seed=config["seed"],
         out=out_prefix,
+        partial=partial_rows,
     threads: workflow.cores
     conda:
         "../../environment.yml"
@@ -40,4 +41,4 @@ rule incremental:
         "logs/incremental.log",
     shell:
         "rsscale incremental --data {input.data} --checkpoint {input.model} {params.args} --seed {params.seed}"
-        " --threads {threads} --out {params.out} > {log} 2>&1"
+        " --threads {threads} --out {params.out} --partial {params.partial} --discard-stale > {log} 2>&1"

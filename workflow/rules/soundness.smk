@@ -15,6 +15,7 @@ rule soundness_harness:
         alpha=config.get("soundness", {}).get("alpha", 0.05),
         seed=config.get("soundness", {}).get("seed", config["seed"]),
         out=out_prefix,
+        partial=partial_rows,
     threads: 1
     conda:
         "../../environment.yml"
@@ -22,4 +23,4 @@ rule soundness_harness:
         "logs/tables/soundness.log",
     shell:
         "rsscale harness --trials {params.trials} --alpha {params.alpha} --seed {params.seed} --threads {threads}"
-        " --out {params.out} 2>&1 | tee {log}"
+        " --out {params.out} --partial {params.partial} --discard-stale 2>&1 | tee {log}"

@@ -14,6 +14,7 @@ rule violation_search:
         settings=as_json({k: v for k, v in config.get("violations", {}).items() if k != "seed"}),
         seed=config.get("violations", {}).get("seed", config["seed"]),
         out=out_prefix,
+        partial=partial_rows,
     threads: 1
     conda:
         "../../environment.yml"
@@ -21,4 +22,4 @@ rule violation_search:
         "logs/tables/violations.log",
     shell:
         "rsscale violations --settings {params.settings} --seed {params.seed} --threads {threads}"
-        " --out {params.out} 2>&1 | tee {log}"
+        " --out {params.out} --partial {params.partial} --discard-stale 2>&1 | tee {log}"

@@ -17,7 +17,7 @@ against pure RS on the same inputs (binomial on the discordant inputs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,10 @@ from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, re
 from rsscale.experiments.figures import plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
-from rsscale.io import RowWriter, read_columns, read_rows, read_sidecar, write_csv_atomic
+from rsscale.io import RowWriter, as_columns, file_sha256, read_result, read_rows, write_csv_atomic
 from rsscale.models import load_models, training_sigma
 from rsscale.provenance import utc_now, write_sidecar
-from rsscale.run import certify_packs, input_indices
+from rsscale.run import certify_packs, input_indices, run_identity
 
 SWEEP_COLUMNS = ["idx", "label", "theta", "prediction", "correct", "certified", "selected", "radius", "p_lower",
                  "p_f", "p_select", "f_prediction", "core_prediction", "forward_passes", "seconds"]
@@ -83,12 +83,13 @@ def write_sweep(rows: Sequence[dict], path: str | Path) -> None:
 def run_sweep(data: str, checkpoint: str, core: str, thetas: Sequence[float], out: str | Path, *,
               sigma: float | None = None, params: dict | None = None, seed: int = 0, skip: int = 1,
               max_inputs: int | None = None, pack: int = 10, device: str = "cpu",
-              progress: bool = True, trust_checkpoint: bool = False) -> tuple[dict, list[int]]:
+              progress: bool = True, trust_checkpoint: bool = False,
+              writer: Mapping | None = None) -> tuple[dict, list[int]]:
     """The theta sweep of F (``checkpoint``, noise-trained) and the core model on the test inputs of ``data``.
 
     One sample set per input serves every theta (theta = 1, pure RS, always included); the packs are seeded as
-    in :mod:`rsscale.run` and their rows written as they finish (a killed sweep resumes).  Writes ``out`` and its
-    sidecar; returns the sidecar record and the inputs swept.
+    in :mod:`rsscale.run` and their rows written as they finish (a killed sweep resumes; ``writer``: options of
+    :class:`rsscale.io.RowWriter`).  Writes ``out`` and its sidecar; returns the sidecar record and the inputs swept.
     """
     started = utc_now()
     dataset = Dataset.load(data)
@@ -103,20 +104,26 @@ def run_sweep(data: str, checkpoint: str, core: str, thetas: Sequence[float], ou
         certs = certifier.certify_thetas(dataset.x_test[chunk], thetas, generator)
         return sweep_records(chunk, dataset.y_test[chunk].tolist(), thetas, certs)
 
-    with RowWriter(out, key=("idx", "theta"), columns=SWEEP_COLUMNS) as writer:
-        certify_packs(indices, certify_pack, writer, lambda i: all((i, t) in writer for t in thetas), seed=seed,
+    identity = run_identity(certifier, seed, skip, max_inputs, pack, command="aces", thetas=thetas,
+                            data_sha256=file_sha256(data), checkpoint_sha256=meta["sha256"],
+                            core_sha256=core_meta["sha256"])
+    with RowWriter(out, key=("idx", "theta"), columns=SWEEP_COLUMNS, identity=identity, what="ACES sweep",
+                   inputs=[data, checkpoint, core], **(writer or {})) as results:
+        certify_packs(indices, certify_pack, results, lambda i: all((i, t) in results for t in thetas), seed=seed,
                       pack=pack, progress=progress, desc="aces")
     parameters = {"sigma": sigma, "thetas": thetas, "seed": seed, "skip": skip, "max_inputs": max_inputs,
                   "pack": pack, "data": data, "checkpoint": checkpoint, "core": core, **certifier.settings()}
     parameters.pop("theta")
     record = write_sidecar(Path(out).with_suffix(".json"), parameters, started, device,
-                           checkpoint_sha256=meta["sha256"], core_sha256=core_meta["sha256"], dataset=dataset.name)
+                           checkpoint_sha256=meta["sha256"], core_sha256=core_meta["sha256"], dataset=dataset.name,
+                           run=results.record)
     return record, indices
 
 
 def read_sweep(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """A sweep file's columns (float arrays) and its JSON sidecar's parameters."""
-    return read_columns(path), read_sidecar(path).get("parameters", {})
+    """A complete sweep file's columns (float arrays) and its JSON sidecar's parameters."""
+    rows, sidecar = read_result(path)
+    return as_columns(rows), sidecar.get("parameters", {})
 
 
 def _metrics(correct, certified, radius, selected, radii) -> dict:

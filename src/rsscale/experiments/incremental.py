@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, register
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_table
-from rsscale.io import RowWriter, read_rows
+from rsscale.io import RowWriter, file_sha256, read_rows
 from rsscale.methods.irs import IRSCache
 from rsscale.metrics import average_certified_radius, certified_accuracy
 from rsscale.models import load_models, training_sigma
@@ -127,13 +127,15 @@ def incremental_rows(model: torch.nn.Module, xs: torch.Tensor, labels, num_class
 def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float | None = None,
                     modifications: Sequence[str], n0: int, n: int, n_incremental: int, alpha: float,
                     alpha_zeta: float, gamma: float, radii: Sequence[float], max_inputs: int | None = None,
-                    batch_size: int = 1000, pack: int = 10, seed: int = 0,
-                    parameters: dict | None = None, trust_checkpoint: bool = False) -> tuple[list[dict], dict]:
+                    batch_size: int = 1000, pack: int = 10, seed: int = 0, parameters: dict | None = None,
+                    trust_checkpoint: bool = False, writer: Mapping | None = None) -> tuple[list[dict], dict]:
     """The experiment on the first ``max_inputs`` test inputs of ``data``: the table ``out`` (.csv, .md, .tex)
     and its sidecar (``parameters`` and the sigma used recorded); returns the rows and the original's summary.
 
     Each modification's row is written as it finishes; a killed run, restarted, re-certifies the original (IRS
-    needs its cache) and only the modifications not on disk.
+    needs its cache) and only the modifications not on disk; rows of other modifications are refused, rows of
+    another identity (every other setting, the data and checkpoint sha256) too.  ``writer``: options of
+    :class:`rsscale.io.RowWriter` (the rows file, restart, ...).
     """
     started = utc_now()
     dataset = Dataset.load(data)
@@ -141,16 +143,21 @@ def run_incremental(data: str, checkpoint: str, out: str | Path, *, sigma: float
     sigma = training_sigma(meta, sigma, checkpoint)
     indices = input_indices(len(dataset.x_test), 1, max_inputs)
     prefix = str(out).removesuffix(".csv")
-    with RowWriter(f"{prefix}.csv", key=("modification",)) as writer:
-        finished = read_rows(writer.path, ("modification",), COUNT_COLUMNS) if writer.done else []
+    identity = {"command": "incremental", "sigma": sigma, "n0": n0, "n": n, "n_incremental": n_incremental,
+                "alpha": alpha, "alpha_zeta": alpha_zeta, "gamma": gamma, "radii": list(radii),
+                "max_inputs": max_inputs, "batch_size": batch_size, "pack": pack, "seed": seed,
+                "data_sha256": file_sha256(data), "checkpoint_sha256": meta["sha256"]}
+    with RowWriter(f"{prefix}.csv", key=("modification",), identity=identity, what="incremental run",
+                   inputs=[data, checkpoint], prefix=["modification"], **(writer or {})) as results:
+        finished = read_rows(results.rows_path, ("modification",), COUNT_COLUMNS) if results.done else []
         rows, original = incremental_rows(
             model, dataset.x_test[indices], dataset.y_test[indices].numpy(), dataset.num_classes, sigma, modifications,
             n0, n, n_incremental, alpha, alpha_zeta, gamma, radii, batch_size, pack, seed,
-            done={row["modification"] for row in finished}, on_row=writer.write)
+            done={row["modification"] for row in finished}, on_row=results.write)
     rows = sorted(finished + rows, key=lambda row: list(modifications).index(row["modification"]))
     write_table(rows, list(rows[0]), prefix, caption="Incremental RS vs certification from scratch")
     write_sidecar(Path(f"{prefix}.json"), {**(parameters or {}), "sigma": sigma}, started, "cpu",
-                  checkpoint_sha256=meta["sha256"], dataset=dataset.name, original=original)
+                  checkpoint_sha256=meta["sha256"], dataset=dataset.name, original=original, run=results.record)
     return rows, original
 
 

@@ -19,18 +19,22 @@ COUNT_COLUMNS = ("dim", "n", "trials", "violations")
 
 
 def run(out: str | Path, trials: int, names: Sequence[str] | None = None, seed: int = 0, alpha: float = 0.05,
-        limits: Mapping[str, int] | None = None, uncapped: bool = False) -> list[dict]:
+        limits: Mapping[str, int] | None = None, uncapped: bool = False, writer: Mapping | None = None) -> list[dict]:
     """The harness (:func:`rsscale.harness.run_harness`) into the table ``out`` (.csv, .md, .tex); returns its rows.
 
     Each case's rows go to ``out.csv`` as the case finishes, so a killed run, restarted with the same arguments,
     runs only the cases it had not finished and writes the table an uninterrupted run would (wall-clock aside).
+    ``writer``: options of :class:`rsscale.io.RowWriter` (the rows file, restart, ...).
     """
-    with RowWriter(f"{out}.csv", key=("method", "case", "position"), columns=harness.COLUMNS) as writer:
+    identity = {"command": "harness", "trials": trials, "methods": list(names) if names else None, "seed": seed,
+                "alpha": alpha, "limits": dict(limits or {}), "uncapped": uncapped}
+    with RowWriter(f"{out}.csv", key=("method", "case", "position"), columns=harness.COLUMNS, identity=identity,
+                   what="harness run", **(writer or {})) as results:
         recorded = {(r["method"], r["case"], r["position"]): r
-                    for r in read_rows(writer.path, TEXT_COLUMNS, COUNT_COLUMNS)} if writer.done else {}
+                    for r in read_rows(results.rows_path, TEXT_COLUMNS, COUNT_COLUMNS)} if results.done else {}
 
         def report(row: dict) -> None:
-            writer.write(row)
+            results.write(row)
             print(harness.format_row(row), flush=True)
 
         rows = harness.run_harness(trials, names, seed, alpha, limits, uncapped, report=report, recorded=recorded)

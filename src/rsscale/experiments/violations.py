@@ -32,18 +32,22 @@ def as_written(row: Mapping[str, str]) -> dict:
     return {column: typed(column, text) for column, text in row.items()}
 
 
-def run(out: str | Path, specs: Mapping[str, dict], seed: int = 0, **settings) -> list[dict]:
+def run(out: str | Path, specs: Mapping[str, dict], seed: int = 0, writer: Mapping | None = None,
+        **settings) -> list[dict]:
     """The search (:func:`rsscale.violations.run_violations`) into the table ``out`` (.csv, .md, .tex).
 
     Each method's row goes to ``out.csv`` as its search finishes; a killed run, restarted with the same arguments,
     searches only the methods it had not finished and writes the table an uninterrupted run would.
+    ``writer``: options of :class:`rsscale.io.RowWriter` (the rows file, restart, ...).
     """
-    with RowWriter(f"{out}.csv", key=("method",), columns=violations.COLUMNS) as writer:
-        recorded = {r["method"]: r for r in map(as_written, read_rows(writer.path, violations.COLUMNS))} \
-            if writer.done else {}
+    identity = {"command": "violations", "methods": dict(specs), "seed": seed, "settings": settings}
+    with RowWriter(f"{out}.csv", key=("method",), columns=violations.COLUMNS, identity=identity, what="search",
+                   **(writer or {})) as results:
+        recorded = {r["method"]: r for r in map(as_written, read_rows(results.rows_path, violations.COLUMNS))} \
+            if results.done else {}
 
         def report(row: dict) -> None:
-            writer.write(row)
+            results.write(row)
             print(violations.format_row(row), flush=True)
 
         rows = violations.run_violations(specs, seed=seed, report=report, recorded=recorded, **settings)
