@@ -143,10 +143,15 @@ class Aces(Certifier):
             by_theta[theta] = self._certificates(theta, top.tolist(), hits, selected_counts[:, k], core, seconds, dim)
         return [by_theta[t] for t in thetas]
 
+    def level(self, statement: str) -> float:
+        """The bounds of ``f`` (p_F) and of the ``selector`` (p_s) at alpha/2 each."""
+        return self.alpha / 2
+
     def _certificates(self, theta, top, hits, selected, core, seconds, dim) -> list[Certificate]:
         constant = theta >= 1.0  # every sample selected: g_s = 1 exactly, all of alpha to F (pure RS)
-        p_f = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha if constant else self.alpha / 2))
-        p_s = np.ones(len(top)) if constant else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.alpha / 2))
+        p_f = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha if constant else self.level("f")))
+        p_s = (np.ones(len(top)) if constant
+               else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.level("selector"))))
         certs = []
         for i, c_a in enumerate(top):
             chosen, decided = bool(p_s[i] > 0.5), bool(p_f[i] >= 0.5)

@@ -174,7 +174,7 @@ class Adaptive(Certifier):
             state["count"][rows], state["checks"][rows] = hits, j
             state["samples"][rows] += size
             state["passes"][rows] += self.n0 + size
-            state["lower"][rows] = np.atleast_1d(clopper_pearson_lower(hits, size, self.alpha / s))
+            state["lower"][rows] = np.atleast_1d(clopper_pearson_lower(hits, size, self.level("stage")))
             state["upper"][rows] = np.atleast_1d(clopper_pearson_upper(hits, size, self.beta / max(s - 1, 1)))
             rows = self._decide(state, rows, can_rule_out=j < s)
         return state
@@ -195,14 +195,22 @@ class Adaptive(Certifier):
             state["samples"][rows], state["checks"][rows] = t, j
             state["passes"][rows] = self.n0 + t
             k = state["count"][rows]
-            if self.strategy == "betting":
-                lower, upper = betting_cs_lower(k, t, self.alpha), betting_cs_upper(k, t, self.beta)
-            else:
-                lower, upper = union_bound_lower(k, t, j, self.alpha), union_bound_upper(k, t, j, self.beta)
+            lower, upper = self.sequence_bounds(k, t, j)
             state["lower"][rows] = np.maximum(state["lower"][rows], lower)  # running max/min: valid jointly
             state["upper"][rows] = np.minimum(state["upper"][rows], upper)
             rows = self._decide(state, rows)
         return state
+
+    def sequence_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """The confidence sequence's lower (level alpha) and upper (level beta) bounds after ``k`` hits of ``t`` draws,
+        at checkpoint ``j``: valid at every checkpoint at once."""
+        if self.strategy == "betting":
+            return betting_cs_lower(k, t, self.alpha), betting_cs_upper(k, t, self.beta)
+        return union_bound_lower(k, t, j, self.alpha), union_bound_upper(k, t, j, self.beta)
+
+    def level(self, statement: str) -> float:
+        """Each ``stage``'s lower bound of Horvath et al.'s staging at alpha / s (s stages)."""
+        return self.alpha / len(self.stages)
 
     @property
     def settings_fields(self) -> tuple[str, ...]:

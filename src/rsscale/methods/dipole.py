@@ -128,6 +128,10 @@ class Dipole(Certifier):
         self.paired = self.new_sampler(AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1,
                                        pair_vote(self.num_classes), even)
 
+    def level(self, statement: str) -> float:
+        """``c_s`` and ``c_n`` at alpha/2 each."""
+        return self.alpha / 2
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         top = select(self.selector, xs, self.n0, generator)
@@ -137,11 +141,11 @@ class Dipole(Certifier):
         both = joint[rows, top, top].numpy()
         plus_only = joint[rows, top].sum(1).numpy() - both
         minus_only = joint[rows, :, top].sum(1).numpy() - both
-        c_s = np.atleast_1d(clopper_pearson_lower(both, self.pairs, self.alpha / 2))
+        c_s = np.atleast_1d(clopper_pearson_lower(both, self.pairs, self.level("c_s")))
         if self.c_n_count == "either":
-            c_n = np.atleast_1d(clopper_pearson_lower(plus_only + minus_only, self.pairs, self.alpha / 2)) / 2
+            c_n = np.atleast_1d(clopper_pearson_lower(plus_only + minus_only, self.pairs, self.level("c_n"))) / 2
         else:
-            c_n = np.atleast_1d(clopper_pearson_lower(plus_only, self.pairs, self.alpha / 2))
+            c_n = np.atleast_1d(clopper_pearson_lower(plus_only, self.pairs, self.level("c_n")))
         seconds = (time.perf_counter() - start) / len(xs)
         radius = np.atleast_1d(dipole_radius(c_s, c_n, self.sigma))
         extras = [{"pairs": self.pairs, "count_both": int(both[i]), "count_plus_only": int(plus_only[i]),

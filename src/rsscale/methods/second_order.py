@@ -168,6 +168,10 @@ class SecondOrder(Certifier):
         self.set_model(model, num_classes, device, batch_size)
         self.selector = self.new_sampler(self.noise)
 
+    def level(self, statement: str) -> float:
+        """The bound on ``p_a`` at alpha (1 - gradient_alpha), the ``gradient`` bound at alpha gradient_alpha."""
+        return self.alpha * (self.gradient_alpha if statement == "gradient" else 1 - self.gradient_alpha)
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         dim = math.prod(xs.shape[1:])
@@ -176,9 +180,9 @@ class SecondOrder(Certifier):
         sums = torch.zeros(len(xs), dim, dtype=torch.float64)
         vote = _stein_vote(kept, top, self.n, sums, math.sqrt(dim) + self.truncation)
         hits = estimate(self.new_sampler(kept, vote=vote), xs, self.n, top, generator)
-        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha * (1 - self.gradient_alpha)))
+        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.level("p_a")))
         mean_norm = (sums / self.n).norm(dim=1).numpy()
-        gamma = gradient_upper_bound(mean_norm, self.n, dim, self.alpha * self.gradient_alpha, self.truncation)
+        gamma = gradient_upper_bound(mean_norm, self.n, dim, self.level("gradient"), self.truncation)
         radius = np.atleast_1d(second_order_radius(p_lower, gamma, self.sigma))
         cohen = self.sigma * ndtri(np.clip(p_lower, 0.5, None))
         seconds = (time.perf_counter() - start) / len(xs)

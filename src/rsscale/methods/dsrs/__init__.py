@@ -75,6 +75,10 @@ class DSRS(Certifier):
             return GeneralizedGaussian(self.sigma, self.k, self.bound(dim).param)
         return TruncatedGaussian(self.sigma, self.bound(dim).param)
 
+    def level(self, statement: str) -> float:
+        """The intervals of ``p`` (under P) and ``q`` (under Q) at alpha/2 each."""
+        return self.alpha / 2
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """DSRS CERTIFY for a batch; the inputs share forward passes, each gets its own samples and certificate."""
         dim = math.prod(xs.shape[1:])
@@ -84,8 +88,8 @@ class DSRS(Certifier):
         count_p = estimate(self.primary, xs, self.n, top, generator)
         count_q = estimate(self.new_sampler(self.secondary_noise(dim)), xs, self.n, top, generator)
         sampling = (time.perf_counter() - start) / len(xs)
-        p_lower, p_upper = clopper_pearson_interval(count_p, self.n, self.alpha / 2)
-        q_lower, q_upper = clopper_pearson_interval(count_q, self.n, self.alpha / 2)
+        p_lower, p_upper = clopper_pearson_interval(count_p, self.n, self.level("p"))
+        q_lower, q_upper = clopper_pearson_interval(count_q, self.n, self.level("q"))
         certs = []
         for i, c_a in enumerate(top.tolist()):
             pl, pu, ql, qu = float(p_lower[i]), float(p_upper[i]), float(q_lower[i]), float(q_upper[i])
