@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -179,6 +179,15 @@ class Aces(Certifier):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "selective-3class-d16", _selective_case, dim=16, positions=ACES_POSITIONS)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection_sampler(cls, "selective-3class-d16", 300),
+                mutation.doubled_alpha(cls, "selective-3class-d16", 300),
+                mutation.full_level(cls, "selector", "selector-at-alpha", "the selector's bound p_s at alpha instead "
+                                    "of alpha/2", "selective-3class-d16", 300),
+                mutation.full_level(cls, "f", "f-at-alpha", "F's bound p_F at alpha instead of alpha/2",
+                                    "selective-3class-d16", 300)]
 
 
 # The harness case: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second

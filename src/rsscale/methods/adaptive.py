@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import (
     betting_cs_lower,
     betting_cs_upper,
@@ -90,6 +90,12 @@ def scaled_stages(stages: Sequence[float], n: int) -> list[int]:
         raise ValueError(f"stages must be positive and strictly increasing, got {tuple(stages)}")
     sizes = [max(1, round(n * s / values[-1])) for s in values]
     return sorted(set(sizes))
+
+
+def _fixed_n_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """A mutant's step (:meth:`Adaptive.mutants`): Clopper-Pearson bounds for a fixed n = t at every checkpoint, valid
+    at each checkpoint alone but not at a data-dependent stopping time."""
+    return clopper_pearson_lower(k, t, self.alpha), clopper_pearson_upper(k, t, self.beta)
 
 
 @register
@@ -226,3 +232,12 @@ class Adaptive(Certifier):
         ps = (harness.NEAR_HALF, p_star - 0.01, p_star - 0.003, p_star + 0.003, 0.9)
         return [harness.half_space_case(cls.name, strategy, 100, axis=None, ps=ps, r_target=0.1, strategy=strategy)
                 for strategy in STRATEGIES]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "betting-rotated-d100", 300, shares=("alpha", "beta")),
+                mutation.overriding(cls, "fixed-n-bounds", "the confidence sequence replaced by Clopper-Pearson "
+                                    "bounds for a fixed n at every checkpoint", "betting-rotated-d100", 400,
+                                    sequence_bounds=_fixed_n_bounds),
+                mutation.full_level(cls, "stage", "no-stage-split", "Horvath et al.'s stages without the alpha/s "
+                                    "split", "horvath-rotated-d100", 300)]

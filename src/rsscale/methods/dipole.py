@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -158,3 +158,9 @@ class Dipole(Certifier):
     def harness_cases(cls) -> list[harness.Case]:
         """Tight on a half-space (S a slab, N the far half-space); the 3-class oracle exercises multi-class."""
         return [harness.half_space_case(cls.name, "gaussian", 100, axis=None), harness.three_class_case(cls.name)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300),
+                mutation.full_level(cls, "c_s", "c_s-at-alpha", "C_S bounded at alpha instead of alpha/2",
+                                    "gaussian-rotated-d100", 300)]

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from scipy.special import gammaincc, gammaln, ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -199,6 +199,13 @@ class SecondOrder(Certifier):
         return [harness.half_space_case(cls.name, "gaussian", 100, axis=None),
                 harness.case(cls.name, "slab-d2", _slab_case, dim=2, n=SLAB_N, positions=SLAB_POSITIONS,
                              max_trials=1000)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "slab-d2", 300),
+                mutation.full_level(cls, "p_a", "p_a-at-alpha", "the bound on p_A at the full alpha", "slab-d2", 300),
+                mutation.full_level(cls, "gradient", "gradient-at-alpha", "the gradient bound at the full alpha",
+                                    "slab-d2", 300)]
 
 
 #: The slab case: estimation samples, and positions t = u . x -- the center (gradient 0: the bound goes furthest

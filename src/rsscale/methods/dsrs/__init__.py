@@ -29,7 +29,7 @@ import time
 import torch
 from scipy.special import ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -124,6 +124,18 @@ class DSRS(Certifier):
                 _ball_case("scaled", (0.0, 1.9), max_trials=100),
                 harness.case(cls.name, "scaled-k5-rotated-d16", _generalized_scaled_case, dim=16, n=50,
                              positions=SCALED_POSITIONS, max_trials=500)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection(cls, "primary", "truncated-rotated-d100", 300),
+                mutation.doubled_alpha(cls, "truncated-rotated-d100", 300),
+                mutation.overriding(cls, "intervals-at-2alpha", "the intervals of p and of q at 2 alpha each (not "
+                                    "alpha/2)", "truncated-rotated-d100", 300, level=_twice_alpha)]
+
+
+def _twice_alpha(self, statement: str) -> float:
+    """A mutant's step (:meth:`DSRS.mutants`): each interval at 2 alpha."""
+    return 2 * self.alpha
 
 
 def _ball_case(secondary: str, distances, max_trials: int | None) -> harness.Case:
