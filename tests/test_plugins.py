@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsscale import methods
+from rsscale import harness, methods
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,9 +67,9 @@ def test_a_plugin_file_appears_in_methods_and_runs_in_the_harness(plugin, tmp_pa
     run = _rsscale("harness", "--trials", "50", "--methods", "cohen_plugin", "--threads", "1", "--out", str(out),
                    env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    (row,) = csv.DictReader((tmp_path / "soundness.csv").open())
-    assert (row["method"], row["case"], row["trials"], row["verdict"]) == (
-        "cohen_plugin", "gaussian-rotated-d10", "50", "sound")
+    rows = list(csv.DictReader((tmp_path / "soundness.csv").open()))
+    assert [(r["method"], r["case"], r["position"], r["trials"], r["verdict"]) for r in rows] == [
+        ("cohen_plugin", "gaussian-rotated-d10", f"p={p:g}", "50", "sound") for p in harness.HALF_SPACE_P]
     assert _status() == before  # nothing of the repository was edited
 
 

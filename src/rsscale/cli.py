@@ -174,10 +174,10 @@ def cmd_harness(args) -> None:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
     check_alpha(args.alpha)
     rows = soundness.run(args.out, args.trials, args.methods, args.seed, args.alpha, limits, args.uncapped)
-    failed = [f"{r['method']}/{r['case']} {r['norm']}" for r in rows if r["verdict"] == "FAIL"]
+    failed = [f"{r['method']}/{r['case']} {r['position']}" for r in rows if r["verdict"] == "FAIL"]
     if failed:
-        print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} for a method "
-              f"claiming soundness: {', '.join(failed)}", file=sys.stderr)
+        print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} (or above the exact "
+              f"probability) for a method claiming soundness, at: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
 
 
@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path prefix; .pdf and .png are written")
     p = command("harness", cmd_harness, "soundness harness: violation rates of every method on exact oracles",
                 prefix, seeded)
-    p.add_argument("--trials", type=int, required=True, help="trials per case (capped per slow case, see --uncapped)")
+    p.add_argument("--trials", type=int, required=True,
+                   help="trials per position of each case (capped per slow case, see --uncapped)")
     p.add_argument("--methods", nargs="+", default=None, help="registered methods to check (default: all)")
     p.add_argument("--alpha", type=float, default=0.05, help="certification level, and the rate each case is held to")
     p.add_argument("--limit", action="append", default=[], metavar="METHOD/CASE=TRIALS",

@@ -24,14 +24,16 @@ boundaries of a method's own thresholds (each family's ``harness_cases``
 says which); and a spread of p_A (:data:`HALF_SPACE_P`) on the half-spaces.
 
 Verdict (:func:`summarize`).  At each position the exact one-sided p-value of
-its count under ``rate <= rate0`` (:mod:`rsscale.binomial_tests`), rate0 =
-alpha, or the position's exact violation probability where it is computed
-(:mod:`rsscale.exact`: then the simulation tests the implementation against a
-number without sampling error, and the number itself must not exceed alpha).
-Holm's correction over the case's positions keeps the family-wise error at
-:data:`LEVEL`; a position of a method that claims soundness FAILS when its
-Holm-adjusted p-value is below LEVEL or its exact probability exceeds alpha,
-and the case fails when any position does (:func:`case_fails`).  Each row
+its count under ``rate <= alpha`` (:mod:`rsscale.binomial_tests`); Holm's
+correction over the case's positions keeps the family-wise error at
+:data:`LEVEL`.  Where the violation probability of the procedure can be
+computed instead of simulated (:mod:`rsscale.exact`: Cohen's CERTIFY on a
+half-space), the table gives it: it has no sampling error, so any excess of the
+procedure over alpha shows, and the simulation then tests the implementation
+(``tests/test_harness.py`` checks that the simulated counts agree with it).  A
+position of a method that claims soundness FAILS when its Holm-adjusted
+p-value is below LEVEL or its exact probability exceeds alpha, and the case
+fails when any position does (:func:`case_fails`).  Each row
 also gives the two-sided 95% Clopper-Pearson interval of the rate and the
 case's power, ``detects_at``: the smallest rate, as a multiple of alpha, that
 the corrected test catches with probability :data:`POWER` at its trials.
@@ -319,11 +321,10 @@ def rate_interval(violations: int, trials: int) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def detects_at(trials: int, positions: int, alpha: float, rate0: float | None = None) -> float:
+def detects_at(trials: int, positions: int, alpha: float) -> float:
     """The case's power: the smallest violation rate at one of ``positions`` positions, as a multiple of alpha, that
-    the Holm-corrected test of ``rate <= rate0`` (default alpha) catches with probability :data:`POWER`."""
-    rate0 = alpha if rate0 is None else rate0
-    return detectable_rate(trials, rate0, positions, LEVEL, POWER) / alpha
+    the Holm-corrected test of ``rate <= alpha`` catches with probability :data:`POWER`."""
+    return detectable_rate(trials, alpha, positions, LEVEL, POWER) / alpha
 
 
 def summarize(entry: Case, outcome: Outcome, alpha: float, sound: bool | None = None,
@@ -338,17 +339,16 @@ def summarize(entry: Case, outcome: Outcome, alpha: float, sound: bool | None = 
         at = outcome.position == j
         trials, count = int(at.sum()), int(bad[at].sum())
         exact = position.exact(alpha) if position.exact else math.nan
-        rate0 = alpha if math.isnan(exact) else exact
-        pvalues.append(upper_pvalue(count, trials, rate0) if trials else 1.0)
+        pvalues.append(upper_pvalue(count, trials, alpha) if trials else 1.0)
         low, high = rate_interval(count, trials) if trials else (math.nan, math.nan)
         rows.append({"method": entry.method, "case": entry.name, "position": position.label, "dim": entry.dim,
                      "n": entry.n, "trials": trials,
                      "certified": float(np.mean(outcome.prediction[at] != ABSTAIN)) if trials else math.nan,
                      "violations": count,
-                     **{f"violations_{q}": int(by_norm[q][at].sum()) if q in by_norm else math.nan for q in NORMS},
+                     **{f"violations_{q}": float(by_norm[q][at].sum()) if q in by_norm else math.nan for q in NORMS},
                      "rate": count / trials if trials else math.nan, "rate_low": low, "rate_high": high,
                      "exact": exact, "p_holm": math.nan,
-                     "detects_at": detects_at(trials, m, alpha, rate0) if trials else math.inf,
+                     "detects_at": detects_at(trials, m, alpha) if trials else math.inf,
                      "alpha": alpha, "verdict": "", "seconds": seconds / m})
     for row, adjusted in zip(rows, holm_adjusted(pvalues), strict=True):
         row["p_holm"] = float(adjusted)
@@ -357,7 +357,7 @@ def summarize(entry: Case, outcome: Outcome, alpha: float, sound: bool | None = 
 
 
 def verdict(row: Mapping, sound: bool = True) -> str:
-    """'FAIL' when a sound-claimed method's position rejects ``rate <= rate0`` after Holm's correction or its exact
+    """'FAIL' when a sound-claimed method's position rejects ``rate <= alpha`` after Holm's correction or its exact
     violation probability exceeds alpha; else 'sound', 'flagged unsound' (flagged in the registry) or 'no case'."""
     if row["trials"] == 0:
         return "no case"

@@ -47,7 +47,7 @@ class Cohen(SmoothedCertifier):
         return [harness.half_space_case(cls.name, "gaussian", 2, axis=0, exact=True),
                 harness.half_space_case(cls.name, "gaussian", 2, axis=None, exact=True),
                 harness.half_space_case(cls.name, "gaussian", 100, axis=None, exact=True),
-                harness.half_space_case(cls.name, "gaussian", 10_000, axis=None, max_trials=400, exact=True),
+                harness.half_space_case(cls.name, "gaussian", 10_000, axis=None, max_trials=200, exact=True),
                 harness.half_space_case(cls.name, "laplace", 10, axis=0, family="laplace", exact=True),
                 harness.half_space_case(cls.name, "uniform", 10, axis=0, family="uniform", exact=True),
                 harness.three_class_case(cls.name)]
