@@ -23,30 +23,10 @@ NO_REUSE_MUTANT = {
     "sween": "the ensemble's evaluation log expects n0 + n draws",
 }
 
-#: Mutants the harness does not kill at affordable trials: where it lacks power (docs/results.md, mutation score).
-SURVIVORS = {
-    "aces/reused-selection": "no position of selective-3class-d16 where F's or the selector's bound is tight",
-    "aces/doubled-alpha": "no position of selective-3class-d16 where F's or the selector's bound is tight",
-    "aces/selector-at-alpha": "no position of selective-3class-d16 where the selector's bound is tight",
-    "aces/f-at-alpha": "no position of selective-3class-d16 where F's bound is tight",
-    "adaptive/doubled-alpha": "the betting sequence is conservative: at most 0.4 alpha after doubling",
-    "adaptive/no-stage-split": "about 1.3 alpha at p* - 0.003: some 10,000 trials per position",
-    "dipole/doubled-alpha": "dipole's bound is conservative on its cases: at most alpha after doubling",
-    "dipole/c_s-at-alpha": "dipole's bound is conservative on its cases: at most alpha after the change",
-    "dsrs/reused-selection": "DSRS's two-sided intervals at alpha/2 are conservative: below alpha after the change",
-    "dsrs/doubled-alpha": "DSRS's two-sided intervals at alpha/2 are conservative: below alpha after doubling",
-    "dsrs/intervals-at-2alpha": "each interval's lower end at alpha one-sided: about alpha on the half-space",
-    "irs/doubled-alpha": "alpha, alpha_zeta and the fallback at alpha/3 each: below alpha after doubling",
-    "iss_sound/reused-selection": "the pilot's n0 = 20 of n = 500 draws barely move the estimate",
-    "second_order/doubled-alpha": "p_A's bound at alpha/2: about alpha after doubling; the slab case is loose",
-    "second_order/p_a-at-alpha": "p_A's bound at alpha: about alpha; the slab case is loose",
-    "second_order/gradient-at-alpha": "the gradient bound is loose on the slab at n = 5,000",
-}
-
-
 def _params(entries):
-    return [pytest.param(m, id=m.key, marks=[pytest.mark.xfail(strict=True, reason=SURVIVORS[m.key])]
-                         if m.key in SURVIVORS else []) for m in entries]
+    """One parameter per mutant; a mutant declared surviving (its ``gap``) is expected to survive, strictly."""
+    return [pytest.param(m, id=m.key, marks=[pytest.mark.xfail(strict=True, reason=m.gap)] if m.gap else [])
+            for m in entries]
 
 
 @pytest.mark.parametrize("method", SOUND)
@@ -131,7 +111,7 @@ def test_the_experiment_writes_both_tables_and_resumes_without_rerunning(tmp_pat
         runs.append(mutant.key)
         return {"method": mutant.method, "mutant": mutant.name, "kind": mutant.kind, "case": mutant.case,
                 "trials": mutant.trials, "positions": 5, "killed_at": "p=0.8", "worst_rate": 0.5, "alpha": alpha,
-                "verdict": "killed", "seconds": 0.1}
+                "verdict": "killed", "gap": "-", "seconds": 0.1}
 
     monkeypatch.setattr(mutation, "run_mutant", fake)
     out, score = tmp_path / "mutation", tmp_path / "mutation_score"
@@ -154,10 +134,11 @@ def test_the_experiment_writes_both_tables_and_resumes_without_rerunning(tmp_pat
 def test_every_mutant_is_killed_by_its_case(mutant):
     row = mutation.run_mutant(mutant)
     assert row["verdict"] == "killed", row
+    assert row["gap"] == "-"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mutant", [m for m in mutation.mutants() if m.key not in SURVIVORS], ids=lambda m: m.key)
+@pytest.mark.parametrize("mutant", [m for m in mutation.mutants() if not m.gap], ids=lambda m: m.key)
 def test_the_correct_certifier_passes_each_mutants_case_at_the_same_trials(mutant):
     row = mutation.run_mutant(mutant, control=True)
     assert row["verdict"] == "survived", row

@@ -10,9 +10,11 @@ certifier built with a wrong parameter (:func:`doubled_alpha`), or the
 selection draws reused for estimation (:func:`reused_selection`).
 
 Each mutant names the harness case of its family that catches it and the
-trials per position that catch it with probability >= 95 % (measured: its
-violation rate at the most sensitive position against the case's power,
-:func:`rsscale.harness.detects_at`).  :func:`run_mutant` runs that case with
+trials per position that catch it with probability >= 95 % (its violation
+rate, measured at its most sensitive position, at least the case's power
+:func:`rsscale.harness.detects_at` at those trials).  A mutant the harness
+does not catch at affordable trials is declared :meth:`Mutant.surviving`,
+with the reason: where the harness lacks power, and what would catch it.  :func:`run_mutant` runs that case with
 the mutant injected through the harness's ``factory`` hook: the mutant is
 KILLED when the case fails (:func:`rsscale.harness.case_fails`: some position
 rejects ``rate <= alpha`` after Holm's correction), and SURVIVES otherwise --
@@ -28,6 +30,7 @@ separate selection step (:attr:`~rsscale.methods.base.Certifier.selects`);
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -43,7 +46,7 @@ DOUBLED_ALPHA = "doubled alpha"
 REUSED_SELECTION = "reused selection"
 #: Columns of the ``mutation`` table (one row per mutant) and of the ``mutation_score`` table (one row per family).
 COLUMNS = ["method", "mutant", "kind", "case", "trials", "positions", "killed_at", "worst_rate", "alpha", "verdict",
-           "seconds"]
+           "gap", "seconds"]
 SCORE_COLUMNS = ["method", "mutants", "killed", "score", "survivors"]
 REUSED_DESCRIPTION = "c_A selected from the estimation draws (no separate selection samples)"
 
@@ -52,7 +55,7 @@ REUSED_DESCRIPTION = "c_A selected from the estimation draws (no separate select
 class Mutant:
     """A deliberately wrong variant of the family ``method``: ``make(**kwargs)`` builds it from the keyword arguments
     the harness passes to :func:`rsscale.methods.build`; ``case`` (one of the family's harness cases) run at ``trials``
-    per position catches it."""
+    per position catches it -- or, when ``gap`` says why, does not (:meth:`surviving`)."""
 
     method: str
     name: str
@@ -61,10 +64,16 @@ class Mutant:
     case: str
     trials: int
     kind: str = ""
+    gap: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.method}/{self.name}"
+
+    def surviving(self, gap: str) -> Mutant:
+        """This mutant, declared as one the harness does not catch at its trials, and why (``gap``: where the harness
+        lacks power for it, and what would catch it)."""
+        return dataclasses.replace(self, gap=gap)
 
 
 def overriding(cls: type[Certifier], name: str, description: str, case: str, trials: int, kind: str = "",
@@ -214,7 +223,7 @@ def run_mutant(mutant: Mutant, seed: int = 0, alpha: float = 0.05, trials: int |
     return {"method": mutant.method, "mutant": "(correct)" if control else mutant.name, "kind": mutant.kind,
             "case": mutant.case, "trials": count, "positions": len(rows), "killed_at": " ".join(failed) or "-",
             "worst_rate": max(row["rate"] for row in rows), "alpha": alpha,
-            "verdict": "killed" if harness.case_fails(rows) else "survived",
+            "verdict": "killed" if harness.case_fails(rows) else "survived", "gap": mutant.gap or "-",
             "seconds": time.perf_counter() - tic}
 
 

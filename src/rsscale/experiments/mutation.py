@@ -1,7 +1,7 @@
 """Mutation score: every declared mutant of every family run on the harness case that must catch it
 (:mod:`rsscale.mutation`, ``rsscale mutants``), killed or surviving, and each family's score ``killed / total``.  The
-command writes the ``mutation`` table (one row per mutant) and the ``mutation_score`` table (one row per family) and
-fails when a mutant survives."""
+command writes the ``mutation`` table (one row per mutant) and the ``mutation_score`` table (one row per family); a
+surviving mutant is reported there (and fails the command with ``--strict``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rsscale.experiments.tables import write_table
 from rsscale.io import RowWriter, read_rows
 
 #: Columns of the mutant rows that are text, and those that are counts.
-TEXT_COLUMNS = ("method", "mutant", "kind", "case", "killed_at", "verdict")
+TEXT_COLUMNS = ("method", "mutant", "kind", "case", "killed_at", "verdict", "gap")
 COUNT_COLUMNS = ("trials", "positions")
 
 

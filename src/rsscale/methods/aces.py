@@ -182,12 +182,15 @@ class Aces(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        return [mutation.reused_selection_sampler(cls, "selective-3class-d16", 300),
-                mutation.doubled_alpha(cls, "selective-3class-d16", 300),
+        loose = ("the case's positions leave p_s and p_F loose (rate <= 0.8 alpha after the change); a position with "
+                 "F certain and P(s_theta = 1) just above 1/2 (the selector's bound alone decides), or with the "
+                 "selector certain and F's top class just above 1/2, would catch it")
+        return [mutation.reused_selection_sampler(cls, "selective-3class-d16", 300).surviving(loose),
+                mutation.doubled_alpha(cls, "selective-3class-d16", 300).surviving(loose),
                 mutation.full_level(cls, "selector", "selector-at-alpha", "the selector's bound p_s at alpha instead "
-                                    "of alpha/2", "selective-3class-d16", 300),
+                                    "of alpha/2", "selective-3class-d16", 300).surviving(loose),
                 mutation.full_level(cls, "f", "f-at-alpha", "F's bound p_F at alpha instead of alpha/2",
-                                    "selective-3class-d16", 300)]
+                                    "selective-3class-d16", 300).surviving(loose)]
 
 
 # The harness case: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second

@@ -235,9 +235,12 @@ class Adaptive(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        return [mutation.doubled_alpha(cls, "betting-rotated-d100", 300, shares=("alpha", "beta")),
+        return [mutation.doubled_alpha(cls, "betting-rotated-d100", 300, shares=("alpha", "beta")).surviving(
+                    "the betting sequence is conservative: at most 0.4 alpha after doubling at every position; only a "
+                    "test against its own violation probability would catch it"),
                 mutation.overriding(cls, "fixed-n-bounds", "the confidence sequence replaced by Clopper-Pearson "
                                     "bounds for a fixed n at every checkpoint", "betting-rotated-d100", 400,
                                     sequence_bounds=_fixed_n_bounds),
                 mutation.full_level(cls, "stage", "no-stage-split", "Horvath et al.'s stages without the alpha/s "
-                                    "split", "horvath-rotated-d100", 300)]
+                                    "split", "horvath-rotated-d100", 300).surviving(
+                    "1.11 alpha just below p* (p* - 0.003, 6,000 trials): some 30,000 trials per position there")]

@@ -161,6 +161,8 @@ class Dipole(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300),
+        loose = ("C_S + C_N is conservative on the half-space: at most 0.85 alpha after the change (p = 0.99, 3,000 "
+                 "trials); only a test against dipole's own violation probability would catch it")
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300).surviving(loose),
                 mutation.full_level(cls, "c_s", "c_s-at-alpha", "C_S bounded at alpha instead of alpha/2",
-                                    "gaussian-rotated-d100", 300)]
+                                    "gaussian-rotated-d100", 300).surviving(loose)]

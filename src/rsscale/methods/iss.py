@@ -202,7 +202,7 @@ class ISSSound(ISS):
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
         return [mutation.overriding(cls, "reused-selection", "the estimate counts the pilot draws (reuse_pilot)",
-                                    "gaussian-rotated-d100", 300, mutation.REUSED_SELECTION, reuse_pilot=True),
+                                    "gaussian-rotated-d100", 6000, mutation.REUSED_SELECTION, reuse_pilot=True),
                 mutation.doubled_alpha(cls, "gaussian-rotated-d100", 1500)]
 
 

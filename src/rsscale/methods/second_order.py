@@ -202,10 +202,15 @@ class SecondOrder(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        return [mutation.doubled_alpha(cls, "slab-d2", 300),
-                mutation.full_level(cls, "p_a", "p_a-at-alpha", "the bound on p_A at the full alpha", "slab-d2", 300),
+        fallback = ("on the d = 100 half-space the certificate is Cohen's at alpha/2, so the rate after the change "
+                    "is Cohen's at alpha (<= alpha); a test there against Cohen's exact violation probability at "
+                    "alpha/2 (rsscale.exact) would catch it; the slab case is loose (no violation)")
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300).surviving(fallback),
+                mutation.full_level(cls, "p_a", "p_a-at-alpha", "the bound on p_A at the full alpha",
+                                    "gaussian-rotated-d100", 300).surviving(fallback),
                 mutation.full_level(cls, "gradient", "gradient-at-alpha", "the gradient bound at the full alpha",
-                                    "slab-d2", 300)]
+                                    "slab-d2", 300).surviving("the gradient bound is loose on the slab at n = 5,000 "
+                                                              "(no violation): no position makes it tight")]
 
 
 #: The slab case: estimation samples, and positions t = u . x -- the center (gradient 0: the bound goes furthest

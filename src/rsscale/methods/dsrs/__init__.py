@@ -127,10 +127,13 @@ class DSRS(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        return [mutation.reused_selection(cls, "primary", "truncated-rotated-d100", 300),
-                mutation.doubled_alpha(cls, "truncated-rotated-d100", 300),
+        loose = ("the two-sided intervals (one-sided alpha/4 each) leave DSRS below alpha after the change (about "
+                 "alpha for the intervals at 2 alpha: 0.99 alpha at p = 0.99, 2,000 trials); only a test against DSRS's own "
+                 "violation probability would catch it")
+        return [mutation.reused_selection(cls, "primary", "truncated-rotated-d100", 300).surviving(loose),
+                mutation.doubled_alpha(cls, "truncated-rotated-d100", 300).surviving(loose),
                 mutation.overriding(cls, "intervals-at-2alpha", "the intervals of p and of q at 2 alpha each (not "
-                                    "alpha/2)", "truncated-rotated-d100", 300, level=_twice_alpha)]
+                                    "alpha/2)", "truncated-rotated-d100", 300, level=_twice_alpha).surviving(loose)]
 
 
 def _twice_alpha(self, statement: str) -> float:
