@@ -5,11 +5,6 @@ if "mutation" in config:
     add_to_study(tables=["mutation", "mutation_score"])
 
 
-def mutation_score_prefix(wildcards, output):
-    """The path prefix of the score table (the rule's fourth output)."""
-    return os.path.splitext(output[3])[0]
-
-
 rule mutation_suite:
     """Deliberately wrong certifiers, each run on the soundness-harness case that must catch it, and the mutation score
     per family; survivors are listed in both tables (where the harness lacks power), not failed."""
@@ -21,7 +16,7 @@ rule mutation_suite:
         alpha=MUTATION.get("alpha", 0.05),
         seed=MUTATION.get("seed", config["seed"]),
         out=out_prefix,
-        score_out=mutation_score_prefix,
+        score_out=lambda wildcards, output: os.path.splitext(output[3])[0],
     threads: 1
     conda:
         "../../environment.yml"

@@ -127,8 +127,8 @@ class DSRS(Certifier):
 
     @classmethod
     def mutants(cls) -> list[mutation.Mutant]:
-        loose = ("the two-sided intervals (one-sided alpha/4 each) leave DSRS below alpha after the change (about "
-                 "alpha for the intervals at 2 alpha: 0.99 alpha at p = 0.99, 2,000 trials); only a test against DSRS's own "
+        loose = ("the two-sided intervals (one-sided alpha/4 each) leave DSRS below alpha after the change "
+                 "(intervals at 2 alpha: 0.99 alpha at p = 0.99, 2,000 trials); only a test against DSRS's own "
                  "violation probability would catch it")
         return [mutation.reused_selection(cls, "primary", "truncated-rotated-d100", 300).surviving(loose),
                 mutation.doubled_alpha(cls, "truncated-rotated-d100", 300).surviving(loose),
