@@ -47,6 +47,7 @@ include: "workflow/rules/aces.smk"
 include: "workflow/rules/denoised.smk"
 include: "workflow/rules/incremental.smk"
 include: "workflow/rules/soundness.smk"
+include: "workflow/rules/mutation.smk"
 include: "workflow/rules/violations.smk"
 # after the experiments: what reads all their tables
 include: "workflow/rules/claims.smk"

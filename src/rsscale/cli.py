@@ -20,7 +20,7 @@ import torch
 from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.experiments import aces, incremental, soundness, tables, violations
+from rsscale.experiments import aces, incremental, mutation, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -231,6 +231,17 @@ def cmd_harness(args) -> None:
         print(f"rsscale: harness: FAIL: violation rate significantly above alpha = {args.alpha:g} (or above the exact "
               f"probability) for a method claiming soundness, at: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def cmd_mutants(args) -> None:
+    check_alpha(args.alpha)
+    rows = mutation.run(args.out, args.score_out, args.methods, args.seed, args.alpha)
+    survivors = [f"{r['method']}/{r['mutant']}" for r in rows if r["verdict"] != "killed"]
+    if survivors:
+        print(f"rsscale: mutants: SURVIVED (the harness lacks power where they err): {', '.join(survivors)}",
+              file=sys.stderr)
+        if args.strict:
+            raise SystemExit(1)
 
 
 def cmd_violations(args) -> None:
@@ -453,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="METHOD/CASE=TRIALS",
                    help="trials of one case, overriding --trials and its cap (repeatable)")
     p.add_argument("--uncapped", action="store_true", help="ignore the per-case trial caps of the slow cases")
+
+    p = command("mutants", cmd_mutants, "mutation suite: every declared mutant on the harness case that must catch it",
+                prefix, seeded)
+    p.add_argument("--score-out", required=True, help="path prefix of the score table per family (.csv, .md, .tex)")
+    p.add_argument("--methods", nargs="+", default=None, help="registered methods whose mutants to run (default: all)")
+    p.add_argument("--alpha", type=float, default=0.05, help="certification level, and the rate each case is held to")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a mutant survives")
 
     p = command("violations", cmd_violations,
                 "search certified balls of input-dependent-sigma methods for points where g disagrees (ball oracle)",

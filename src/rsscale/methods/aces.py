@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -143,10 +143,15 @@ class Aces(Certifier):
             by_theta[theta] = self._certificates(theta, top.tolist(), hits, selected_counts[:, k], core, seconds, dim)
         return [by_theta[t] for t in thetas]
 
+    def level(self, statement: str) -> float:
+        """The bounds of ``f`` (p_F) and of the ``selector`` (p_s) at alpha/2 each."""
+        return self.alpha / 2
+
     def _certificates(self, theta, top, hits, selected, core, seconds, dim) -> list[Certificate]:
         constant = theta >= 1.0  # every sample selected: g_s = 1 exactly, all of alpha to F (pure RS)
-        p_f = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha if constant else self.alpha / 2))
-        p_s = np.ones(len(top)) if constant else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.alpha / 2))
+        p_f = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha if constant else self.level("f")))
+        p_s = (np.ones(len(top)) if constant
+               else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.level("selector"))))
         certs = []
         for i, c_a in enumerate(top):
             chosen, decided = bool(p_s[i] > 0.5), bool(p_f[i] >= 0.5)
@@ -174,6 +179,18 @@ class Aces(Certifier):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "selective-3class-d16", _selective_case, dim=16, positions=ACES_POSITIONS)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        loose = ("the case's positions leave p_s and p_F loose (rate <= 0.8 alpha after the change); a position with "
+                 "F certain and P(s_theta = 1) just above 1/2 (the selector's bound alone decides), or with the "
+                 "selector certain and F's top class just above 1/2, would catch it")
+        return [mutation.reused_selection_sampler(cls, "selective-3class-d16", 300).surviving(loose),
+                mutation.doubled_alpha(cls, "selective-3class-d16", 300).surviving(loose),
+                mutation.full_level(cls, "selector", "selector-at-alpha", "the selector's bound p_s at alpha instead "
+                                    "of alpha/2", "selective-3class-d16", 300).surviving(loose),
+                mutation.full_level(cls, "f", "f-at-alpha", "F's bound p_F at alpha instead of alpha/2",
+                                    "selective-3class-d16", 300).surviving(loose)]
 
 
 # The harness case: F = a 3-class interval oracle whose logits are one-hot x 100 (normalized entropy ~0) where a second

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import (
     betting_cs_lower,
     betting_cs_upper,
@@ -90,6 +90,12 @@ def scaled_stages(stages: Sequence[float], n: int) -> list[int]:
         raise ValueError(f"stages must be positive and strictly increasing, got {tuple(stages)}")
     sizes = [max(1, round(n * s / values[-1])) for s in values]
     return sorted(set(sizes))
+
+
+def _fixed_n_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """A mutant's step (:meth:`Adaptive.mutants`): Clopper-Pearson bounds for a fixed n = t at every checkpoint, valid
+    at each checkpoint alone but not at a data-dependent stopping time."""
+    return clopper_pearson_lower(k, t, self.alpha), clopper_pearson_upper(k, t, self.beta)
 
 
 @register
@@ -174,7 +180,7 @@ class Adaptive(Certifier):
             state["count"][rows], state["checks"][rows] = hits, j
             state["samples"][rows] += size
             state["passes"][rows] += self.n0 + size
-            state["lower"][rows] = np.atleast_1d(clopper_pearson_lower(hits, size, self.alpha / s))
+            state["lower"][rows] = np.atleast_1d(clopper_pearson_lower(hits, size, self.level("stage")))
             state["upper"][rows] = np.atleast_1d(clopper_pearson_upper(hits, size, self.beta / max(s - 1, 1)))
             rows = self._decide(state, rows, can_rule_out=j < s)
         return state
@@ -195,14 +201,22 @@ class Adaptive(Certifier):
             state["samples"][rows], state["checks"][rows] = t, j
             state["passes"][rows] = self.n0 + t
             k = state["count"][rows]
-            if self.strategy == "betting":
-                lower, upper = betting_cs_lower(k, t, self.alpha), betting_cs_upper(k, t, self.beta)
-            else:
-                lower, upper = union_bound_lower(k, t, j, self.alpha), union_bound_upper(k, t, j, self.beta)
+            lower, upper = self.sequence_bounds(k, t, j)
             state["lower"][rows] = np.maximum(state["lower"][rows], lower)  # running max/min: valid jointly
             state["upper"][rows] = np.minimum(state["upper"][rows], upper)
             rows = self._decide(state, rows)
         return state
+
+    def sequence_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """The confidence sequence's lower (level alpha) and upper (level beta) bounds after ``k`` hits of ``t`` draws,
+        at checkpoint ``j``: valid at every checkpoint at once."""
+        if self.strategy == "betting":
+            return betting_cs_lower(k, t, self.alpha), betting_cs_upper(k, t, self.beta)
+        return union_bound_lower(k, t, j, self.alpha), union_bound_upper(k, t, j, self.beta)
+
+    def level(self, statement: str) -> float:
+        """Each ``stage``'s lower bound of Horvath et al.'s staging at alpha / s (s stages)."""
+        return self.alpha / len(self.stages)
 
     @property
     def settings_fields(self) -> tuple[str, ...]:
@@ -219,3 +233,15 @@ class Adaptive(Certifier):
         labels = (f"p={harness.NEAR_HALF:g}", "p*-0.01", "p*-0.003", "p*+0.003", "p=0.9")
         return [harness.half_space_case(cls.name, strategy, 100, axis=None, ps=ps, labels=labels, r_target=0.1,
                                         strategy=strategy) for strategy in STRATEGIES]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "betting-rotated-d100", 300, shares=("alpha", "beta")).surviving(
+                    "the betting sequence is conservative: at most 0.4 alpha after doubling at every position; only a "
+                    "test against its own violation probability would catch it"),
+                mutation.overriding(cls, "fixed-n-bounds", "the confidence sequence replaced by Clopper-Pearson "
+                                    "bounds for a fixed n at every checkpoint", "betting-rotated-d100", 400,
+                                    sequence_bounds=_fixed_n_bounds),
+                mutation.full_level(cls, "stage", "no-stage-split", "Horvath et al.'s stages without the alpha/s "
+                                    "split", "horvath-rotated-d100", 300).surviving(
+                    "1.11 alpha just below p* (p* - 0.003, 6,000 trials): some 30,000 trials per position there")]

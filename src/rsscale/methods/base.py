@@ -24,8 +24,11 @@ class Certifier(ABC):
     keyword parameters, and calls :meth:`check_sampling` for the checks every
     family shares.  :meth:`settings` lists the attributes named in
     :attr:`settings_fields`.  The family declares its soundness-harness cases
-    in :meth:`harness_cases` and, when its noise depends on the input, the
-    noise it picks at any point in :attr:`noise_at` (for the violation search).
+    in :meth:`harness_cases`, its deliberately wrong variants in :meth:`mutants`
+    and, when its noise depends on the input, the noise it picks at any point
+    in :attr:`noise_at` (for the violation search).  A family that splits alpha
+    among several confidence statements reads each one's level through
+    :meth:`level`.
     """
 
     #: Registry name, used in configs, file names and tables.
@@ -86,6 +89,11 @@ class Certifier(ABC):
             generator.seed()
         return self.certify_batch(xs, generator)
 
+    def level(self, statement: str) -> float:
+        """The level at which the confidence statement ``statement`` of this family holds: its share of alpha under the
+        family's union bound (here: the full alpha; a family that splits alpha overrides this)."""
+        return self.alpha
+
     def settings(self) -> dict:
         """The parameters that identify this certifier's run (for provenance and file names)."""
         return {field: getattr(self, field) for field in self.settings_fields}
@@ -94,6 +102,12 @@ class Certifier(ABC):
     def harness_cases(cls) -> list:
         """This family's soundness-harness cases (:class:`rsscale.harness.Case`); a family declares its own, a
         subclass never inherits them (it is another family)."""
+        return []
+
+    @classmethod
+    def mutants(cls) -> list:
+        """Deliberately wrong variants of this family that its harness cases must catch
+        (:class:`rsscale.mutation.Mutant`); declared by the family itself, never inherited."""
         return []
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.methods.base import register
 from rsscale.methods.common import SmoothedCertifier
 from rsscale.noise import noise_from_sigma
@@ -51,3 +51,9 @@ class Cohen(SmoothedCertifier):
                 harness.half_space_case(cls.name, "laplace", 10, axis=0, family="laplace", exact=True),
                 harness.half_space_case(cls.name, "uniform", 10, axis=0, family="uniform", exact=True),
                 harness.three_class_case(cls.name)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection(cls, "smoothed.sampler", "gaussian-axis-d2", 2000),
+                mutation.doubled_alpha(cls, "gaussian-axis-d2", 600),
+                mutation.halved_exponent(cls, "smoothed.noise", "gaussian-rotated-d100", 25)]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.cohen import Cohen
@@ -72,6 +72,11 @@ class Denoised(Cohen):
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "dncnn-half-space-rotated-d16", _denoised_half_space_case, dim=16,
                              positions=harness.COHEN_POSITIONS, max_trials=2000)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection(cls, "smoothed.sampler", "dncnn-half-space-rotated-d16", 2000),
+                mutation.doubled_alpha(cls, "dncnn-half-space-rotated-d16", 500)]
 
 
 class OrthogonalResidual(torch.nn.Module):

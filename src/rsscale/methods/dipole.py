@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -128,6 +128,10 @@ class Dipole(Certifier):
         self.paired = self.new_sampler(AntitheticGaussian(self.sigma), self.num_classes ** 2 + 1,
                                        pair_vote(self.num_classes), even)
 
+    def level(self, statement: str) -> float:
+        """``c_s`` and ``c_n`` at alpha/2 each."""
+        return self.alpha / 2
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         top = select(self.selector, xs, self.n0, generator)
@@ -137,11 +141,11 @@ class Dipole(Certifier):
         both = joint[rows, top, top].numpy()
         plus_only = joint[rows, top].sum(1).numpy() - both
         minus_only = joint[rows, :, top].sum(1).numpy() - both
-        c_s = np.atleast_1d(clopper_pearson_lower(both, self.pairs, self.alpha / 2))
+        c_s = np.atleast_1d(clopper_pearson_lower(both, self.pairs, self.level("c_s")))
         if self.c_n_count == "either":
-            c_n = np.atleast_1d(clopper_pearson_lower(plus_only + minus_only, self.pairs, self.alpha / 2)) / 2
+            c_n = np.atleast_1d(clopper_pearson_lower(plus_only + minus_only, self.pairs, self.level("c_n"))) / 2
         else:
-            c_n = np.atleast_1d(clopper_pearson_lower(plus_only, self.pairs, self.alpha / 2))
+            c_n = np.atleast_1d(clopper_pearson_lower(plus_only, self.pairs, self.level("c_n")))
         seconds = (time.perf_counter() - start) / len(xs)
         radius = np.atleast_1d(dipole_radius(c_s, c_n, self.sigma))
         extras = [{"pairs": self.pairs, "count_both": int(both[i]), "count_plus_only": int(plus_only[i]),
@@ -154,3 +158,11 @@ class Dipole(Certifier):
     def harness_cases(cls) -> list[harness.Case]:
         """Tight on a half-space (S a slab, N the far half-space); the 3-class oracle exercises multi-class."""
         return [harness.half_space_case(cls.name, "gaussian", 100, axis=None), harness.three_class_case(cls.name)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        loose = ("C_S + C_N is conservative on the half-space: at most 0.85 alpha after the change (p = 0.99, 3,000 "
+                 "trials); only a test against dipole's own violation probability would catch it")
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300).surviving(loose),
+                mutation.full_level(cls, "c_s", "c_s-at-alpha", "C_S bounded at alpha instead of alpha/2",
+                                    "gaussian-rotated-d100", 300).surviving(loose)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.methods.base import register
 from rsscale.methods.common import EnsembleCertifier
 from rsscale.noise import Gaussian, noise_from_sigma
@@ -103,6 +103,10 @@ class Ensemble(EnsembleCertifier):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return [_majority_case(None), _majority_case(2)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "majority-rotated-d100-K3", 800)]
 
 
 #: The harness's members: three half-spaces u . x >= a, a = -0.2, 0.2, 0 (same u); their summed one-hot votes are the

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -205,6 +205,12 @@ class IncrementalRS(Certifier):
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "tilted-shifted-half-space-d16", _modified_half_space_case, dim=16,
                              positions=IRS_POSITIONS, max_trials=2000)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "tilted-shifted-half-space-d16", 300, shares=("alpha", "alpha_zeta"))
+                .surviving("alpha, alpha_zeta and the fallback at alpha/3 each: at most 0.9 alpha after doubling, at "
+                           "offset 0.5; only a test against IRS's own violation probability would catch it")]
 
 
 #: Offsets |u' . x - 0.15| of the IRS case, either side: p_A of f_p just above 1/2 (zeta decides whether anything is

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from scipy.stats import ncx2, norm
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import ScaledGaussian, certify_at_sigmas, l2_radii
@@ -142,3 +142,7 @@ class ISRS(Certifier):
         """sigma(x) = sigma exp(0.05 min(||x||, 10)); on a half-space g's class is sign(u . x) whatever sigma(x), so
         the true radius is |u . x|."""
         return [harness.half_space_case(cls.name, "gaussian", 100, axis=None, max_trials=2000, rate=0.05)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 800)]

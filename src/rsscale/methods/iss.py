@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import check_alpha, clopper_pearson_interval, clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -198,6 +198,12 @@ class ISSSound(ISS):
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:
         return _cases(cls)
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.overriding(cls, "reused-selection", "the estimate counts the pilot draws (reuse_pilot)",
+                                    "gaussian-rotated-d100", 6000, mutation.REUSED_SELECTION, reuse_pilot=True),
+                mutation.doubled_alpha(cls, "gaussian-rotated-d100", 1500)]
 
 
 def _cases(cls) -> list[harness.Case]:

@@ -50,7 +50,7 @@ import math
 
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.certificate import Certificate
 from rsscale.methods.base import register
 from rsscale.methods.cohen import Cohen
@@ -149,6 +149,11 @@ class Projected(Cohen):
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "subspace-linear-d20", _subspace_linear_case, dim=PLANTED_DIM,
                              positions=harness.COHEN_POSITIONS)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection(cls, "smoothed.sampler", "subspace-linear-d20", 1200),
+                mutation.doubled_alpha(cls, "subspace-linear-d20", 500)]
 
 
 #: The planted subspace of the harness case: one random-sign direction per block of coordinates.

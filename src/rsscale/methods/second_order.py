@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from scipy.special import gammaincc, gammaln, ndtr, ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -168,6 +168,10 @@ class SecondOrder(Certifier):
         self.set_model(model, num_classes, device, batch_size)
         self.selector = self.new_sampler(self.noise)
 
+    def level(self, statement: str) -> float:
+        """The bound on ``p_a`` at alpha (1 - gradient_alpha), the ``gradient`` bound at alpha gradient_alpha."""
+        return self.alpha * (self.gradient_alpha if statement == "gradient" else 1 - self.gradient_alpha)
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()
         dim = math.prod(xs.shape[1:])
@@ -176,9 +180,9 @@ class SecondOrder(Certifier):
         sums = torch.zeros(len(xs), dim, dtype=torch.float64)
         vote = _stein_vote(kept, top, self.n, sums, math.sqrt(dim) + self.truncation)
         hits = estimate(self.new_sampler(kept, vote=vote), xs, self.n, top, generator)
-        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha * (1 - self.gradient_alpha)))
+        p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.level("p_a")))
         mean_norm = (sums / self.n).norm(dim=1).numpy()
-        gamma = gradient_upper_bound(mean_norm, self.n, dim, self.alpha * self.gradient_alpha, self.truncation)
+        gamma = gradient_upper_bound(mean_norm, self.n, dim, self.level("gradient"), self.truncation)
         radius = np.atleast_1d(second_order_radius(p_lower, gamma, self.sigma))
         cohen = self.sigma * ndtri(np.clip(p_lower, 0.5, None))
         seconds = (time.perf_counter() - start) / len(xs)
@@ -195,6 +199,18 @@ class SecondOrder(Certifier):
         return [harness.half_space_case(cls.name, "gaussian", 100, axis=None),
                 harness.case(cls.name, "slab-d2", _slab_case, dim=2, n=SLAB_N, positions=SLAB_POSITIONS,
                              max_trials=1000)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        fallback = ("on the d = 100 half-space the certificate is Cohen's at alpha/2, so the rate after the change "
+                    "is Cohen's at alpha (<= alpha); a test there against Cohen's exact violation probability at "
+                    "alpha/2 (rsscale.exact) would catch it; the slab case is loose (no violation)")
+        return [mutation.doubled_alpha(cls, "gaussian-rotated-d100", 300).surviving(fallback),
+                mutation.full_level(cls, "p_a", "p_a-at-alpha", "the bound on p_A at the full alpha",
+                                    "gaussian-rotated-d100", 300).surviving(fallback),
+                mutation.full_level(cls, "gradient", "gradient-at-alpha", "the gradient bound at the full alpha",
+                                    "slab-d2", 300).surviving("the gradient bound is loose on the slab at n = 5,000 "
+                                                              "(no violation): no position makes it tight")]
 
 
 #: The slab case: estimation samples, and positions t = u . x -- the center (gradient 0: the bound goes furthest

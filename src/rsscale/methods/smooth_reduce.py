@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_radii
@@ -173,6 +173,11 @@ class SmoothReduce(Certifier):
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "one-patch-half-space-d16", _one_patch_case, dim=16,
                              positions=harness.COHEN_POSITIONS)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.reused_selection(cls, "smoothed.sampler", "one-patch-half-space-d16", 1500),
+                mutation.doubled_alpha(cls, "one-patch-half-space-d16", 800)]
 
 
 def _one_patch_case(trials, seed, alpha, factory):

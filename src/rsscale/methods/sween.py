@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.methods.base import register
 from rsscale.methods.common import EnsembleCertifier
 from rsscale.methods.ensemble import ENSEMBLE_THRESHOLDS
@@ -157,6 +157,10 @@ class SWEEN(EnsembleCertifier):
     def harness_cases(cls) -> list[harness.Case]:
         return [harness.case(cls.name, "weighted-majority-rotated-d100", _weighted_majority_case, dim=100,
                              positions=harness.COHEN_POSITIONS)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        return [mutation.doubled_alpha(cls, "weighted-majority-rotated-d100", 800)]
 
 
 def _weighted_majority_case(trials, seed, alpha, factory):

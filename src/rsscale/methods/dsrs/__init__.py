@@ -29,7 +29,7 @@ import time
 import torch
 from scipy.special import ndtri
 
-from rsscale import harness
+from rsscale import harness, mutation
 from rsscale.bounds import clopper_pearson_interval
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -75,6 +75,10 @@ class DSRS(Certifier):
             return GeneralizedGaussian(self.sigma, self.k, self.bound(dim).param)
         return TruncatedGaussian(self.sigma, self.bound(dim).param)
 
+    def level(self, statement: str) -> float:
+        """The intervals of ``p`` (under P) and ``q`` (under Q) at alpha/2 each."""
+        return self.alpha / 2
+
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         """DSRS CERTIFY for a batch; the inputs share forward passes, each gets its own samples and certificate."""
         dim = math.prod(xs.shape[1:])
@@ -84,8 +88,8 @@ class DSRS(Certifier):
         count_p = estimate(self.primary, xs, self.n, top, generator)
         count_q = estimate(self.new_sampler(self.secondary_noise(dim)), xs, self.n, top, generator)
         sampling = (time.perf_counter() - start) / len(xs)
-        p_lower, p_upper = clopper_pearson_interval(count_p, self.n, self.alpha / 2)
-        q_lower, q_upper = clopper_pearson_interval(count_q, self.n, self.alpha / 2)
+        p_lower, p_upper = clopper_pearson_interval(count_p, self.n, self.level("p"))
+        q_lower, q_upper = clopper_pearson_interval(count_q, self.n, self.level("q"))
         certs = []
         for i, c_a in enumerate(top.tolist()):
             pl, pu, ql, qu = float(p_lower[i]), float(p_upper[i]), float(q_lower[i]), float(q_upper[i])
@@ -120,6 +124,21 @@ class DSRS(Certifier):
                 _ball_case("scaled", (0.0, 1.9), max_trials=100),
                 harness.case(cls.name, "scaled-k5-rotated-d16", _generalized_scaled_case, dim=16, n=50,
                              positions=SCALED_POSITIONS, max_trials=500)]
+
+    @classmethod
+    def mutants(cls) -> list[mutation.Mutant]:
+        loose = ("the two-sided intervals (one-sided alpha/4 each) leave DSRS below alpha after the change "
+                 "(intervals at 2 alpha: 0.99 alpha at p = 0.99, 2,000 trials); only a test against DSRS's own "
+                 "violation probability would catch it")
+        return [mutation.reused_selection(cls, "primary", "truncated-rotated-d100", 300).surviving(loose),
+                mutation.doubled_alpha(cls, "truncated-rotated-d100", 300).surviving(loose),
+                mutation.overriding(cls, "intervals-at-2alpha", "the intervals of p and of q at 2 alpha each (not "
+                                    "alpha/2)", "truncated-rotated-d100", 300, level=_twice_alpha).surviving(loose)]
+
+
+def _twice_alpha(self, statement: str) -> float:
+    """A mutant's step (:meth:`DSRS.mutants`): each interval at 2 alpha."""
+    return 2 * self.alpha
 
 
 def _ball_case(secondary: str, distances, max_trials: int | None) -> harness.Case:
