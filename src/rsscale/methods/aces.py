@@ -47,7 +47,7 @@ from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian, NoiseDistribution
 from rsscale.oracles import IntervalClassifier, unit_vector
-from rsscale.smooth import check_inputs
+from rsscale.smooth import abstains, check_inputs
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -149,7 +149,7 @@ class Aces(Certifier):
         p_s = np.ones(len(top)) if constant else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.alpha / 2))
         certs = []
         for i, c_a in enumerate(top):
-            chosen, decided = bool(p_s[i] > 0.5), bool(p_f[i] >= 0.5)
+            chosen, decided = bool(p_s[i] > 0.5), not abstains(p_f[i])
             p_lower = float(min(p_s[i], p_f[i]))
             if chosen:
                 prediction = c_a if decided else ABSTAIN
