@@ -3,13 +3,31 @@
 import math
 import pickle
 
+import numpy as np
 import pytest
 import torch
+from scipy.special import ndtri
 
 import rsscale
 from oracles import IntervalClassifier
 from rsscale import ABSTAIN, Certificate, Gaussian, SmoothedClassifier
+from rsscale.bounds import clopper_pearson_lower
+from rsscale.methods.irs import IRSCache
 from rsscale.models import build_model, load_checkpoint, save_checkpoint
+from rsscale.smooth import abstains
+
+
+class Always(torch.nn.Module):
+    """A base classifier that says ``label`` on every input: g says it too, with p_A = 1 exactly."""
+
+    input_shape = (1, 8, 8)
+
+    def __init__(self, label: int = 3):
+        super().__init__()
+        self.label = label
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(torch.full((len(x),), self.label), 10).float()
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +45,52 @@ def test_design_example_runs(smooth):
     x = torch.rand(1, 8, 8)
     cert = smooth.certify(x, n0=100, n=1000, alpha=0.001, generator=torch.Generator().manual_seed(0))
     assert isinstance(cert, Certificate)
-    assert cert.prediction == ABSTAIN or 0 <= cert.prediction < 10
-    assert cert.radius >= 0 and (cert.radius == 0.0 if cert.prediction == ABSTAIN else True)
-    assert 0 <= cert.p_lower <= 1
+    # the record is CERTIFY's: p_lower is the Clopper-Pearson bound of the count, the radius sigma Phi^-1(p_lower)
+    assert cert.p_lower == pytest.approx(float(clopper_pearson_lower(cert.extra["count"], 1000, 0.001)))
+    if cert.p_lower > 0.5:
+        assert 0 <= cert.prediction < 10 and cert.radius == pytest.approx(0.25 * ndtri(cert.p_lower))
+    else:
+        assert cert.prediction == ABSTAIN and cert.radius == 0.0
     assert cert.forward_passes == 1100
     assert cert.seconds > 0
     assert set(cert.radii) == {"l1", "l2", "linf"}
     assert cert.radii["l2"] == cert.radius
     assert math.isclose(cert.radii["linf"], cert.radius / 8.0)  # sqrt(d), d = 64
+    # a base classifier whose smoothed class and p_A are known: every number of the record is determined
+    always = SmoothedClassifier(Always(3), num_classes=10, noise=Gaussian(sigma=0.25), batch_size=256, device="cpu")
+    cert = always.certify(x, n0=100, n=1000, alpha=0.001, generator=torch.Generator().manual_seed(0))
+    p_lower = 0.001 ** (1 / 1000)  # Clopper-Pearson with all 1,000 samples agreeing
+    assert cert.prediction == 3 and cert.extra["count"] == 1000
+    assert cert.p_lower == pytest.approx(p_lower) and cert.radius == pytest.approx(0.25 * ndtri(p_lower))
+    label = always.predict(x, n=1000, alpha=0.001, generator=torch.Generator().manual_seed(0))
+    assert label == 3
     label = smooth.predict(x, n=1000, alpha=0.001, generator=torch.Generator().manual_seed(0))
-    assert label == ABSTAIN or 0 <= label < 10
+    assert label in (ABSTAIN, *range(10))
     certs = smooth.certify_many(torch.rand(3, 1, 8, 8), n0=100, n=1000, alpha=0.001,
                                 generator=torch.Generator().manual_seed(0))
     assert len(certs) == 3 and all(isinstance(c, Certificate) for c in certs)
     assert ABSTAIN == -1
+
+
+def test_one_abstain_rule_abstains_unless_p_lower_exceeds_one_half(monkeypatch):
+    """The rule of :func:`rsscale.smooth.abstains`, and the certificates of Cohen, IRS (the original's and the
+    incremental), DSRS and ISRS (the per-input-sigma families' shared CERTIFY) at p_lower = 1/2 exactly (the bound
+    replaced by one that returns 1/2): each abstains with radius 0."""
+    assert abstains(np.array([0.0, 0.4999, 0.5, 0.5000001, 1.0])).tolist() == [True, True, True, False, False]
+    x, gen = torch.rand(1, 8, 8), torch.Generator().manual_seed(0)
+    half = lambda k, n, alpha: np.full(np.shape(k), 0.5)  # noqa: E731
+    monkeypatch.setattr("rsscale.smooth.clopper_pearson_lower", half)
+    monkeypatch.setattr("rsscale.methods.irs.clopper_pearson_lower", half)
+    monkeypatch.setattr("rsscale.methods.common.clopper_pearson_lower", half)
+    monkeypatch.setattr("rsscale.methods.dsrs.clopper_pearson_interval",
+                        lambda k, n, alpha: (np.full(np.shape(k), 0.5), np.full(np.shape(k), 0.6)))
+    certifiers = [rsscale.methods.build(name, model=Always(3), num_classes=10, sigma=0.25, n0=10, n=100, **params)
+                  for name, params in (("cohen", {}), ("irs", {"original": Always(3)}), ("dsrs", {}), ("isrs", {}))]
+    certify = [lambda xs, c=c: c.certify_many(xs, generator=gen) for c in certifiers]
+    certify.append(lambda xs: IRSCache(Always(3), 10, 0.25, n0=10, n=100).certify_many(xs, gen))  # IRS's original
+    for run in certify:
+        [cert] = run(x[None])
+        assert (cert.prediction, cert.radius, cert.p_lower) == (ABSTAIN, 0.0, 0.5)
 
 
 def test_methods_registry(model):

@@ -41,7 +41,8 @@ def exact_violation(p, n0, n, alpha, reuse, decline=0.01, decline_type="absolute
     s the selected count, the size m comes from the two-sided interval of s / n0; the estimate is s + K out of
     max(m, n0) with K ~ Bin(max(m, n0) - n0, p_sel) (reuse) or K out of m with K ~ Bin(m, p_sel) (fresh).  A
     violation is class 1 with p_lower > p (radius beyond the true radius sigma Phi^-1(p)) or class 0 with
-    p_lower >= 1/2 (the wrong class certified).  P(violation) = sum_k P(k) P(K >= K*(k)), K* by bisection on K.
+    p_lower > 1/2 (the wrong class certified; at 1/2 ISS abstains).  P(violation) = sum_k P(k) P(K >= K*(k)), K* by
+    bisection on K.
     """
     table = iss_table(SIGMA, n, alpha, decline, decline_type)
     k = np.arange(n0 + 1)
@@ -49,13 +50,14 @@ def exact_violation(p, n0, n, alpha, reuse, decline=0.01, decline_type="absolute
     selected = np.where(pick_true, k, n0 - k)
     p_selected = np.where(pick_true, p, 1 - p)
     size = iss_sample_size(table, *clopper_pearson_interval(selected, n0, alpha))
-    total = np.where(size > 0, np.maximum(size, n0), 1) if reuse else np.maximum(size, 1)
-    fresh = total - n0 if reuse else size
+    # where the table says abstain (size 0) nothing is estimated: any valid counts do, the tail is 0 there
+    total = np.where(size > 0, np.maximum(size, n0) if reuse else size, n0)
+    fresh = total - n0 if reuse else total
     base = selected if reuse else np.zeros_like(selected)
 
     def violated(extra):
         bound = clopper_pearson_lower(base + extra, total, alpha)
-        return np.where(pick_true, bound > p, bound >= 0.5)
+        return np.where(pick_true, bound > p, bound > 0.5)
 
     lo, hi = np.full(k.shape, -1), fresh.copy()  # invariant: lo does not violate (-1: none), hi does
     reachable = violated(hi)
@@ -141,6 +143,37 @@ def test_published_settings_violation_probability_exceeds_alpha_exactly():
 def test_exact_violation_of_the_sound_variant_is_at_most_alpha_everywhere(n0, n, decline_type):
     for p in np.linspace(0.5001, 0.999, 25):
         assert exact_violation(p, n0, n, 0.05, False, 0.02, decline_type) <= 0.05 + 1e-12
+
+
+def brute_force_violation(p, n0, n, alpha, reuse, decline, decline_type="absolute"):
+    """:func:`exact_violation` by enumerating every pilot count k and estimation count K (small n only)."""
+    table = iss_table(SIGMA, n, alpha, decline, decline_type)
+    total = 0.0
+    for k in range(n0 + 1):
+        true_class = k > n0 - k
+        selected, p_selected = (k, p) if true_class else (n0 - k, 1 - p)
+        size = int(iss_sample_size(table, *clopper_pearson_interval(selected, n0, alpha)))
+        if size == 0:
+            continue  # ISS abstains
+        drawn, used = (max(size, n0) - n0, max(size, n0)) if reuse else (size, size)
+        extra = np.arange(drawn + 1)
+        bound = clopper_pearson_lower(extra + (selected if reuse else 0), used, alpha)
+        bad = bound > p if true_class else bound > 0.5
+        total += binom.pmf(k, n0, p) * binom.pmf(extra, drawn, p_selected)[bad].sum()
+    return total
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_exact_violation_matches_enumeration_where_the_table_abstains_for_some_pilots(reuse):
+    """Decline 0.05 with n0 = 200 of n = 500: the table is 0 (abstain) over part of the pilot's range, which is where
+    the reuse branch once built invalid counts."""
+    alpha, n0, n, decline = 0.05, 200, 500, 0.05
+    table = iss_table(SIGMA, n, alpha, decline, "absolute")
+    k = np.arange(n0 // 2 + 1, n0 + 1)
+    assert (iss_sample_size(table, *clopper_pearson_interval(k, n0, alpha)) == 0).any()
+    for p in (0.5001, 0.55, 0.7, 0.9):
+        exact = exact_violation(p, n0, n, alpha, reuse, decline)
+        assert exact == pytest.approx(brute_force_violation(p, n0, n, alpha, reuse, decline), rel=1e-9, abs=1e-15)
 
 
 def test_sound_variant_on_the_oracle_with_inputs_across_p():

@@ -4,8 +4,10 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.special import log_softmax, softmax
 from scipy.stats import norm
 
 from rsscale.cli import main
@@ -14,6 +16,7 @@ from rsscale.training import OBJECTIVES, build_objective, fit
 from rsscale.training._common import draw_noise, noisy_logits
 from rsscale.training.consistency import consistency_loss
 from rsscale.training.crt import crt_loss
+from rsscale.training.denoiser import DenoiserObjective
 from rsscale.training.macer import PROB_EPS, macer_loss
 from rsscale.training.smoothadv import SmoothAdv, smoothed_nll
 
@@ -38,6 +41,22 @@ def mlp(seed=0, **kw):
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
+
+
+def linear(weight):
+    """A bias-free linear classifier with the given weight matrix ``[classes, inputs]`` (float64)."""
+    model = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.as_tensor(weight, dtype=torch.float64))
+    return model
+
+
+#: Three classes on R^2; per example, one noise copy where the label wins (class 1 or 2 the runner-up) and one where
+#: another class wins by far: the smoothed loss weights the first, the mean per-copy cross-entropy the second.
+W3 = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+X3 = torch.tensor([[0.1, 0.0], [0.0, 0.2]], dtype=torch.float64)
+Y3 = torch.tensor([0, 1])
+NOISE3 = torch.tensor([[[2.9, 1.5], [-2.0, 2.8]], [[-2.1, -2.0], [4.0, -1.2]]], dtype=torch.float64)  # [m=2, B=2, 2]
 
 
 # Small settings for every objective (the teacher of crt is filled in where needed).
@@ -179,6 +198,25 @@ def test_smoothadv_reuses_one_noise_draw_for_attack_and_update(teacher):
     assert forward == backward == 3 * (2 + 1) * 8
 
 
+def test_smoothadv_attacks_the_smoothed_classifier_not_the_mean_per_copy_cross_entropy():
+    """Salman et al. 2019: the attack ascends ``-log (1/m) sum_i softmax(W(x' + d_i))_y``, whose gradient in x' is
+    ``W^T sum_i w_i (p_i - e_y)`` with ``w_i = p_iy / sum_j p_jy`` (copies weighted by their probability of y); the mean
+    per-copy cross-entropy weights every copy 1/m.  One step of 2 eps, projected onto the eps-ball, lands at
+    ``x + eps g / ||g||``: the direction is the smoothed loss's gradient, computed here in closed form."""
+    eps, model = 0.05, linear(W3)
+    objective = SmoothAdv(sigma=0.5, m=2, steps=1, eps=eps, clamp=False)
+    moved = (objective.attack(model, X3, Y3, NOISE3, gen()) - X3).numpy()
+    for b in range(len(X3)):
+        y = int(Y3[b])
+        p = softmax((X3[b].numpy() + NOISE3[:, b].numpy()) @ W3.T, axis=1)  # [m, C]
+        off = p - np.eye(3)[y]
+        smoothed = W3.T @ ((p[:, y] / p[:, y].sum()) @ off)
+        per_copy = W3.T @ off.mean(axis=0)
+        cosine = smoothed @ per_copy / np.linalg.norm(smoothed) / np.linalg.norm(per_copy)
+        assert cosine < 0.9  # the two objectives point apart here: the test tells them apart
+        np.testing.assert_allclose(moved[b], eps * smoothed / np.linalg.norm(smoothed), rtol=1e-6, atol=1e-9)
+
+
 # --- consistency -------------------------------------------------------------------------------------------------
 
 
@@ -199,6 +237,87 @@ def test_consistency_kl_is_zero_when_all_copies_agree_and_positive_otherwise(tea
     manual_kl = (p_mean * (p_mean.log() - p.log())).sum(-1).mean()
     assert kl.item() == pytest.approx(manual_kl.item(), rel=1e-4)
     assert entropy.item() == pytest.approx(-(p_mean * p_mean.log()).sum(-1).mean().item(), rel=1e-5)
+
+
+def consistency_gradient(z: np.ndarray, y: int, lam: float, eta: float) -> np.ndarray:
+    """d/dz of ``(1/m) sum_i [CE(z_i, y) + lam KL(pbar || p_i)] + eta H(pbar)`` for one example's logits ``z [m, C]``,
+    ``pbar = (1/m) sum_i softmax(z_i)`` (gradients through pbar too), in closed form:
+
+    * CE: ``(p_j - e_y) / m``;
+    * KL = ``-H(pbar) - sum_c pbar_c Lbar_c``, ``Lbar = (1/m) sum_i log p_i``: ``(1/m) [p_jk (log pbar_k - <p_j, log
+      pbar>) - p_jk (Lbar_k - <p_j, Lbar>) - (pbar_k - p_jk)]``;
+    * H(pbar): ``-(1/m) p_jk (log pbar_k - <p_j, log pbar>)``.
+    """
+    m = z.shape[0]
+    p, log_p = softmax(z, axis=1), log_softmax(z, axis=1)
+    pbar = p.mean(axis=0)
+    log_pbar, lbar = np.log(pbar), log_p.mean(axis=0)
+    through_entropy = p * (log_pbar - (p * log_pbar).sum(axis=1, keepdims=True)) / m
+    ce = (p - np.eye(z.shape[1])[y]) / m
+    kl = through_entropy - p * (lbar - (p * lbar).sum(axis=1, keepdims=True)) / m - (pbar - p) / m
+    return ce + lam * kl - eta * through_entropy
+
+
+def test_consistency_gradient_flows_through_the_mean_prediction():
+    """Jeong & Shin 2020 (and their code) do not detach ``pbar``: the gradient of the whole loss matches the closed form
+    with pbar's own terms; with ``pbar`` detached the KL gradient would keep only ``-(pbar - p_j) / m`` and the entropy
+    none, which differs here by far more than the tolerance."""
+    lam, eta = 20.0, 0.5
+    logits = (torch.tensor([[0.2, -0.4, 1.0], [1.5, 0.1, -0.3], [-0.7, 0.9, 0.0]], dtype=torch.float64)
+              .view(3, 1, 3).repeat(1, 2, 1))
+    logits[:, 1] = logits[:, 1].flip(0) * 2.0  # a second example, other copies
+    y = torch.tensor([2, 0])
+    z = logits.clone().requires_grad_(True)
+    total, _, _, _ = consistency_loss(z, y, lam, eta)
+    (grad,) = torch.autograd.grad(total, z)
+    for b in range(2):
+        expected = consistency_gradient(logits[:, b].numpy(), int(y[b]), lam, eta) / 2  # the batch mean
+        np.testing.assert_allclose(grad[:, b].numpy(), expected, rtol=1e-9, atol=1e-12)
+        p = softmax(logits[:, b].numpy(), axis=1)
+        detached = (p - np.eye(3)[int(y[b])]) / 3 / 2 - lam * (p.mean(axis=0) - p) / 3 / 2
+        assert np.abs(detached - expected).max() > 0.01  # 10^7 times the tolerance above
+
+
+# --- denoiser stability ---------------------------------------------------------------------------------------
+
+
+class Scale(torch.nn.Module):
+    """A one-parameter "denoiser" ``D(z) = a z`` (a = 1: the identity)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def forward(self, z):
+        return self.a * z
+
+
+def test_denoiser_stability_targets_the_classifiers_clean_prediction():
+    """Salman et al. 2020: ``L = (1/B) sum_b CE(f(D(x_b + e_b)), argmax f(x_b))`` -- not the label, not f's prediction
+    on the noisy or denoised input.  With D the identity and a linear f the value is computed here from the same
+    noise draws; the inputs are placed so that every wrong target gives another value.  The classifier gets no
+    gradient; the denoiser's is ``dL/da = (1/B) sum_b (p_b - e_t)^T W (x_b + e_b)`` at a = 1."""
+    sigma, classifier, denoiser = 1.0, linear(W3), Scale()
+    x = torch.tensor([[0.3, 0.1], [0.1, 0.4], [-0.5, -0.2], [0.2, 0.25]], dtype=torch.float64)
+    y = torch.tensor([2, 2, 0, 1])  # labels that are not f's clean predictions
+    objective = DenoiserObjective(classifier, sigma, "stability")
+    loss, forward, backward = objective(denoiser, x, y, gen(5))
+    noisy = (x + sigma * torch.randn(x.shape, generator=gen(5)).double()).numpy()  # drawn in float32
+    logits = noisy @ W3.T
+    log_p = log_softmax(logits, axis=1)
+    rows = np.arange(len(x))
+    clean = (x.numpy() @ W3.T).argmax(axis=1)
+    expected = -log_p[rows, clean].mean()
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    for wrong in (y.numpy(), logits.argmax(axis=1)):  # the label; f's prediction on the (denoised) noisy input
+        assert abs(-log_p[rows, wrong].mean() - expected) > 0.02
+    soft = -(softmax(x.numpy() @ W3.T, axis=1) * log_p).sum(axis=1).mean()  # f(x)'s probabilities as soft target
+    assert abs(soft - expected) > 0.02
+    (grad,) = torch.autograd.grad(loss, denoiser.a)
+    off = softmax(logits, axis=1) - np.eye(3)[clean]
+    assert grad.item() == pytest.approx(((off @ W3) * noisy).sum(axis=1).mean(), rel=1e-9)
+    assert not any(p.requires_grad for p in classifier.parameters())
+    assert (forward, backward) == (3 * 4, 2 * 4)
 
 
 # --- CRT ---------------------------------------------------------------------------------------------------------

@@ -96,6 +96,32 @@ def test_sound_on_a_linear_composition(noise_space):
         assert norm > 1.5
 
 
+def test_patch_noise_radius_is_divided_by_the_operator_norm():
+    """Four identical full-image "patches" (``A = [I; I; I; I]``, ``||A||_2 = 2``) and the mean of linear logits: with
+    independent noise on each copy the score is ``v . x + N(0, sigma^2 ||v||^2 / 4)``, so g changes class exactly on
+    ``v . x = 0`` and its true input-space radius is ``|v . x| / ||v||``, while Cohen's radius in the stacked patch
+    space tends to twice that.  Divided by ||A||_2 = 2 every certificate stays below the true radius and close to it;
+    undivided, each would exceed it."""
+    operator = PatchOperator(SHAPE, 8, 2)
+    assert operator.corners == [(0, 0)] * 4 and operator.norm_upper() == pytest.approx(2.0)
+    model = LinearPatches()
+    v = model.v.double()
+    gen = torch.Generator().manual_seed(6)
+    direction = v / v.norm()
+    true = torch.tensor([0.05, 0.1, -0.15, 0.2, -0.3, 0.4], dtype=torch.float64)  # signed distances to v . x = 0
+    xs = (true[:, None] * direction).float().view(-1, *SHAPE)
+    certifier = rsscale.methods.build("smooth_reduce", model=model, num_classes=2, sigma=SIGMA, patch_size=8, grid=2,
+                                      reduction="mean", scores="logits", noise_space="patch", n0=100, n=10_000,
+                                      alpha=0.001, batch_size=4000, device="cpu")
+    certs = certifier.certify_many(xs, generator=gen)
+    distance = (xs.flatten(1).double() @ v).abs() / v.norm()
+    for cert, r, t in zip(certs, distance.tolist(), true.tolist(), strict=True):
+        assert cert.prediction == (0 if t > 0 else 1)
+        assert cert.extra["operator_norm"] == pytest.approx(2.0)
+        assert 0.75 * r < cert.radius <= r  # the certificate's only slack: p_lower < p_A
+        assert cert.extra["patch_space_radius"] > r
+
+
 def test_bad_parameters_settings_and_registry():
     build = lambda **p: rsscale.methods.build("smooth_reduce", model=LinearPatches(), num_classes=2,  # noqa: E731
                                               sigma=SIGMA, patch_size=6, **p)

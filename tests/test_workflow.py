@@ -68,7 +68,12 @@ def test_every_declared_output_exists_and_parses(finished_run):
     verdicts = list(csv.DictReader((finished_run / "results/tables/claims.csv").open()))
     ledger = yaml.safe_load((REPO / "workflow/config/claims.yaml").read_text())["claims"]
     assert [r["id"] for r in verdicts] == [c["id"] for c in ledger]
-    assert {r["verdict"] for r in verdicts} <= {"supported", "not supported", "inconclusive", "not measured"}
+    # each verdict is what the ledger's test says on this run's tables, and the quick study measures claims
+    from rsscale.experiments import claims
+
+    recomputed = claims.evaluate(ledger, finished_run / "results/tables")
+    assert [(r["verdict"], r["measured"]) for r in verdicts] == [(r["verdict"], r["measured"]) for r in recomputed]
+    assert sum(r["verdict"] in ("supported", "not supported", "inconclusive") for r in verdicts) >= len(ledger) // 2
     soundness = list(csv.DictReader((finished_run / "results/tables/soundness.csv").open()))
     assert soundness and all(r["verdict"] != "FAIL" for r in soundness)
     trained = list(csv.DictReader((finished_run / "results/tables/training_methods.csv").open()))

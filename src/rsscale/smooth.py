@@ -5,7 +5,8 @@
 CERTIFY(x): draw ``n0`` noisy copies and take the most frequent class c_A;
 draw ``n`` fresh copies and count the ones classified c_A, k; let ``p_A`` be
 the one-sided Clopper-Pearson lower bound on P(f(x + e) = c_A) at level
-alpha.  If ``p_A < 1/2`` abstain; else return ``(c_A, noise.radius(p_A))``,
+alpha.  Unless ``p_A > 1/2`` abstain (:func:`abstains`, the one rule of every
+family); else return ``(c_A, noise.radius(p_A))``,
 ``sigma * Phi^-1(p_A)`` for Gaussian noise.  With probability >= 1 - alpha
 over the samples, a returned class is g's class on the whole ball.
 
@@ -88,6 +89,16 @@ def check_inputs(xs: torch.Tensor, input_shape: tuple[int, ...] | None, batched:
     return xs
 
 
+def abstains(p_lower):
+    """The abstain rule of CERTIFY, for every family: abstain unless ``p_lower > 1/2`` (elementwise).
+
+    Only ``P(f(x + e) = c_A) > 1/2`` makes c_A the smoothed classifier's class; at ``p_lower = 1/2`` a tie is not
+    excluded, and the radius there is 0 anyway (``sigma Phi^-1(1/2) = 0``), so nothing is lost by abstaining.
+    Cohen et al.'s pseudocode abstains only below 1/2; this is the sound reading of the same rule.
+    """
+    return np.asarray(p_lower) <= 0.5
+
+
 def select(sampler: Sampler, xs: torch.Tensor, n0: int, generator=None, progress=None) -> torch.Tensor:
     """SELECT: c_A of each input, the most frequent class of ``n0`` noisy samples."""
     return sampler.counts(xs, n0, generator, progress).argmax(dim=1)
@@ -165,7 +176,7 @@ class SmoothedClassifier:
         dim = math.prod(xs.shape[1:])
         certs = []
         for c_a, k, p in zip(top.tolist(), hits.tolist(), p_lower.reshape(-1).tolist(), strict=True):
-            abstain = p < 0.5
+            abstain = abstains(p)
             radii = {norm: 0.0 for norm in self.noise.radii(0.0, dim)} if abstain else self.noise.radii(p, dim)
             certs.append(
                 Certificate(

@@ -46,8 +46,13 @@ from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian, NoiseDistribution
+<<<<<<< HEAD
 from rsscale.oracles import IntervalClassifier, dual_norm, sign_vector
-from rsscale.smooth import check_inputs
+from rsscale.smooth import abstains, check_inputs
+=======
+from rsscale.oracles import IntervalClassifier, unit_vector
+from rsscale.smooth import abstains, check_inputs
+>>>>>>> 76e3137
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -154,7 +159,7 @@ class Aces(Certifier):
                else np.atleast_1d(clopper_pearson_lower(selected, self.n, self.level("selector"))))
         certs = []
         for i, c_a in enumerate(top):
-            chosen, decided = bool(p_s[i] > 0.5), bool(p_f[i] >= 0.5)
+            chosen, decided = bool(p_s[i] > 0.5), not abstains(p_f[i])
             p_lower = float(min(p_s[i], p_f[i]))
             if chosen:
                 prediction = c_a if decided else ABSTAIN

@@ -40,7 +40,7 @@ from rsscale.methods.base import register
 from rsscale.methods.common import OptimisedNoiseCertifier, l2_certificates
 from rsscale.noise import DiagonalGaussian
 from rsscale.sampling import device_generator, reparameterized_probs
-from rsscale.smooth import estimate, select
+from rsscale.smooth import abstains, estimate, select
 
 #: Adam's decay rates (the paper optimises theta with Adam at PyTorch's defaults).
 ADAM_BETAS = (0.9, 0.999)
@@ -105,7 +105,7 @@ class ANCER(OptimisedNoiseCertifier):
         p_lower = np.atleast_1d(clopper_pearson_lower(hits, self.n, self.alpha))
         flat = thetas.flatten(1).double()
         lows, geomeans = flat.min(dim=1).values.numpy(), flat.log().mean(dim=1).exp().numpy()
-        abstain = p_lower < 0.5
+        abstain = abstains(p_lower)
         scales = np.where(abstain, 0.0, ndtri(p_lower))
         search = self.steps * self.n_opt
         extras = [{"ellipsoid_scale": float(scales[i]), "theta_min": float(lows[i]), "theta_max": float(flat[i].max()),

@@ -16,7 +16,7 @@ from rsscale.memory import Memory
 from rsscale.methods.base import Certifier
 from rsscale.noise import NORMS, NoiseDistribution, convert_radius
 from rsscale.sampling import Sampler
-from rsscale.smooth import SmoothedClassifier, check_sample_size, estimate, select
+from rsscale.smooth import SmoothedClassifier, abstains, check_sample_size, estimate, select
 
 
 def check_steps(steps) -> int:
@@ -90,8 +90,9 @@ class ScaledGaussian(NoiseDistribution):
 def certify_at_sigmas(sampler: Sampler, noise: ScaledGaussian, xs, sigmas, n0: int, n: int, alpha: float,
                       generator, extra_passes: int = 0, seconds: float = 0.0, extras=None) -> list[Certificate]:
     """Cohen's CERTIFY for each input i at its own level ``sigmas[i]`` (fresh n0 selection and n estimation samples):
-    c_A from the selection, ``p_A = CP_lower(k, n, alpha)``, radius ``sigmas[i] Phi^-1(p_A)`` or abstain below 1/2.
-    ``extra_passes`` (the search's) is added to ``forward_passes``, ``seconds`` is the batch's time before this call."""
+    c_A from the selection, ``p_A = CP_lower(k, n, alpha)``, radius ``sigmas[i] Phi^-1(p_A)`` or abstain
+    (:func:`rsscale.smooth.abstains`).  ``extra_passes`` (the search's) is added to ``forward_passes``, ``seconds``
+    is the batch's time before this call."""
     start = time.perf_counter()
     noise.start(sigmas, n0)
     top = select(sampler, xs, n0, generator)
@@ -101,7 +102,7 @@ def certify_at_sigmas(sampler: Sampler, noise: ScaledGaussian, xs, sigmas, n0: i
     per_input = (seconds + time.perf_counter() - start) / len(xs)
     extras = [{"sigma_chosen": float(sigmas[i]), "search_passes": extra_passes, "count": int(hits[i]),
                **(extras[i] if extras is not None else {})} for i in range(len(xs))]
-    return l2_certificates(top.tolist(), p_lower < 0.5, np.asarray(sigmas) * ndtri(p_lower), p_lower,
+    return l2_certificates(top.tolist(), abstains(p_lower), np.asarray(sigmas) * ndtri(p_lower), p_lower,
                            extra_passes + n0 + n, per_input, math.prod(xs.shape[1:]), extras)
 
 

@@ -7,7 +7,12 @@ Per input x, starting from the model's sigma, maximise the soft radius
 
 psi_1 >= psi_2 its two largest entries, by ``steps`` steps of gradient ascent ``s <- clip(s + lr dR/ds)`` with fresh
 reparameterised draws e_1..e_m ~ N(0, I) (``m = n_opt``) per step; s is kept in ``[low sigma, high sigma]`` and psi
-in [1e-6, 1 - 1e-6].  Then Cohen's CERTIFY with fresh n0 + n samples at the chosen s(x)
+in [1e-6, 1 - 1e-6].  Deviation from the paper: neither the paper nor its authors' code (MotasemAlfarra/
+Data_Dependent_Randomized_Smoothing, ``optimize_sigma.py`` and ``ddsmoothing/optimization.py``) bounds s -- their
+ascent ``s <- s + lr dR/ds`` is unconstrained and starts at the training sigma; they clip psi to [0.02, 0.98].  The
+clamp to ``[0.25 sigma, 4 sigma]`` (the defaults of ``low``, ``high``) is this implementation's guard that keeps s
+positive and near the noise the model was trained at; it binds only where the unconstrained ascent would leave that
+range.  Then Cohen's CERTIFY with fresh n0 + n samples at the chosen s(x)
 (:func:`rsscale.methods.common.certify_at_sigmas`).  For a model whose output does not depend differentiably on its
 input (e.g. the one-hot oracles) only the explicit term ``(Phi^-1(psi_1) - Phi^-1(psi_2)) / 2`` of dR/ds remains,
 which raises s while the top class leads.

@@ -43,7 +43,7 @@ from rsscale.methods.base import Certifier, register
 from rsscale.noise import Gaussian
 from rsscale.oracles import IntervalClassifier, unit_vector
 from rsscale.sampling import Sampler
-from rsscale.smooth import SmoothedClassifier, check_inputs, check_sample_size, check_sampling, select
+from rsscale.smooth import SmoothedClassifier, abstains, check_inputs, check_sample_size, check_sampling, select
 
 
 @dataclass
@@ -94,7 +94,7 @@ class IRSCache:
             self.entries[input_key(x)] = entries[-1]
         seconds = (time.perf_counter() - start) / len(xs)
         noise, dim = self.smoothed.noise, math.prod(xs.shape[1:])
-        return [Certificate(prediction=e.prediction if e.p_lower >= 0.5 else ABSTAIN,
+        return [Certificate(prediction=ABSTAIN if abstains(e.p_lower) else e.prediction,
                             radius=noise.radius(e.p_lower), p_lower=e.p_lower, forward_passes=self.n0 + self.n,
                             seconds=seconds, radii=noise.radii(e.p_lower, dim)) for e in entries]
 
@@ -178,7 +178,7 @@ class IncrementalRS(Certifier):
         votes = self.replay.draw_votes(x, self.cache.n, torch.Generator().manual_seed(entry.seed), limit=n_p)
         disagreements = int((votes != entry.votes[:n_p].long()).sum())
         p, zeta = incremental_bound(entry.p_lower, disagreements, n_p, self.alpha_zeta)
-        abstain = p <= 0.5
+        abstain = abstains(p)
         noise = self.replay.noise
         radii = noise.radii(0.0 if abstain else p, dim)
         return Certificate(prediction=ABSTAIN if abstain else entry.prediction, radius=radii["l2"], p_lower=p,

@@ -54,7 +54,7 @@ from rsscale.methods.base import Certifier, register
 from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
 from rsscale.sampling import Sampler
-from rsscale.smooth import check_sample_size
+from rsscale.smooth import abstains, check_sample_size
 
 #: The p_A grid of the sample-size table (the paper's: 0.5 to 1 in steps of 0.001).
 GRID = np.linspace(0.5, 1.0, 501)
@@ -172,7 +172,7 @@ class ISS(Certifier):
         p_lower = np.where(estimated, bound, pilot_lower)
         passes = self.n0 + drawn
         elapsed = time.perf_counter() - start
-        abstain = (used == 0) | (p_lower < 0.5)
+        abstain = (used == 0) | abstains(p_lower)
         radius = np.where(abstain, 0.0, self.sigma * ndtri(np.where(abstain, 0.5, p_lower)))  # Cohen: sigma Phi^-1
         extras = [{"n_chosen": int(chosen[i]), "estimation_samples": int(used[i]), "count": int(k[i]),
                    "pilot_count": int(k0[i]), "pilot_lower": float(pilot_lower[i]),

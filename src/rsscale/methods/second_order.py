@@ -50,7 +50,7 @@ from rsscale.methods.common import l2_certificates
 from rsscale.noise import Gaussian
 from rsscale.oracles import IntervalClassifier, sign_vector
 from rsscale.sampling import argmax_vote
-from rsscale.smooth import estimate, select
+from rsscale.smooth import abstains, estimate, select
 
 _PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -190,7 +190,7 @@ class SecondOrder(Certifier):
                    "gradient_upper": float(gamma[i]) / self.sigma, "cohen_radius": float(cohen[i]),
                    "cohen_fallback": int(gamma[i] >= _phi(ndtri(p_lower[i]))), "model_evaluations": self.n0 + self.n}
                   for i in range(len(xs))]
-        return l2_certificates(top.tolist(), p_lower < 0.5, radius, p_lower, self.n0 + self.n, seconds, dim, extras)
+        return l2_certificates(top.tolist(), abstains(p_lower), radius, p_lower, self.n0 + self.n, seconds, dim, extras)
 
     @classmethod
     def harness_cases(cls) -> list[harness.Case]:

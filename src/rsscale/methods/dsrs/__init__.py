@@ -38,8 +38,13 @@ from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, ScaledGeneral
 from rsscale.methods.dsrs.polar import PolarBound
 from rsscale.methods.dsrs.radius import SECONDARIES, check_k, dsrs_bound, dsrs_radius, np_radius
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
+<<<<<<< HEAD
 from rsscale.oracles import BallClassifier, IntervalClassifier, sign_vector
-from rsscale.smooth import estimate, select
+from rsscale.smooth import abstains, estimate, select
+=======
+from rsscale.oracles import BallClassifier, IntervalClassifier, unit_vector
+from rsscale.smooth import abstains, estimate, select
+>>>>>>> 76e3137
 
 __all__ = ["DSRS", "SECONDARIES", "DSRSBound", "GeneralizedDSRSBound", "PolarBound", "ScaledGeneralizedDSRSBound",
            "dsrs_bound", "dsrs_radius", "np_radius"]
@@ -94,10 +99,11 @@ class DSRS(Certifier):
         for i, c_a in enumerate(top.tolist()):
             pl, pu, ql, qu = float(p_lower[i]), float(p_upper[i]), float(q_lower[i]), float(q_upper[i])
             tic = time.perf_counter()
-            radius = bound.radius(pl, pu, ql, qu) if pl > 0.5 else 0.0
+            certified = not abstains(pl)
+            radius = bound.radius(pl, pu, ql, qu) if certified else 0.0
             radius_seconds = time.perf_counter() - tic
             certs.append(Certificate(
-                prediction=c_a if pl > 0.5 else ABSTAIN,
+                prediction=c_a if certified else ABSTAIN,
                 radius=radius,
                 p_lower=pl,
                 forward_passes=self.n0 + 2 * self.n,
@@ -105,7 +111,7 @@ class DSRS(Certifier):
                 radii={norm: convert_radius(radius, "l2", norm, dim) for norm in ("l1", "l2", "linf")},
                 extra={"p_upper": pu, "q_lower": ql, "q_upper": qu,
                        "np_radius": bound.np_radius(pl) if self.k else
-                       self.sigma * float(ndtri(pl)) if pl > 0.5 else 0.0,
+                       self.sigma * float(ndtri(pl)) if certified else 0.0,
                        "sampling_seconds": sampling, "radius_seconds": radius_seconds,
                        "count_p": int(count_p[i]), "count_q": int(count_q[i])},
             ))
