@@ -46,13 +46,8 @@ from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
 from rsscale.models import load_checkpoint
 from rsscale.noise import Gaussian, NoiseDistribution
-<<<<<<< HEAD
 from rsscale.oracles import IntervalClassifier, dual_norm, sign_vector
 from rsscale.smooth import abstains, check_inputs
-=======
-from rsscale.oracles import IntervalClassifier, unit_vector
-from rsscale.smooth import abstains, check_inputs
->>>>>>> 76e3137
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -38,13 +38,8 @@ from rsscale.methods.dsrs.generalized import GeneralizedDSRSBound, ScaledGeneral
 from rsscale.methods.dsrs.polar import PolarBound
 from rsscale.methods.dsrs.radius import SECONDARIES, check_k, dsrs_bound, dsrs_radius, np_radius
 from rsscale.noise import Gaussian, GeneralizedGaussian, NoiseDistribution, TruncatedGaussian, convert_radius
-<<<<<<< HEAD
 from rsscale.oracles import BallClassifier, IntervalClassifier, sign_vector
 from rsscale.smooth import abstains, estimate, select
-=======
-from rsscale.oracles import BallClassifier, IntervalClassifier, unit_vector
-from rsscale.smooth import abstains, estimate, select
->>>>>>> 76e3137
 
 __all__ = ["DSRS", "SECONDARIES", "DSRSBound", "GeneralizedDSRSBound", "PolarBound", "ScaledGeneralizedDSRSBound",
            "dsrs_bound", "dsrs_radius", "np_radius"]
