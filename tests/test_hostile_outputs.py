@@ -264,7 +264,7 @@ def test_snakemake_killed_mid_certification_resumes_to_the_same_tables(tmp_path)
     os.killpg(study.pid, signal.SIGKILL)
     study.communicate()
     on_disk = complete_lines(victim) - 1
-    result = killed / victim.relative_to(partial_root.parent)
+    result = killed / "results" / victim.relative_to(partial_root.parent)
     assert not result.exists() and on_disk >= 1
 
     finished(snakemake(killed, config, "--unlock"))
