@@ -5,6 +5,7 @@ throughput profile that runs with them."""
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,3 +222,89 @@ def test_cli_profile_sizes_and_certify_record_the_options(tmp_path):
     bad = '{"n0": 10, "n": 20, "autocast": "fp16"}'
     assert main(["certify", "--data", str(data), "--checkpoint", str(tmp_path / "m.pt"), "--params", bad,
                  "--max-inputs", "2", "--out", str(tmp_path / "e.csv"), "--quiet", "--device", "cpu"]) == 2
+
+
+def _shared_reference_counts(model, noise, num_votes, batch_size, inputs, num_samples, generator):
+    """The shared-noise loop spelled out: chunks of max(1, batch_size // inputs) rows, each row added to every input."""
+    chunk = min(num_samples, max(1, batch_size // len(inputs)))
+    counts = torch.zeros((len(inputs), num_votes), dtype=torch.long)
+    with torch.inference_mode():
+        for start in range(0, num_samples, chunk):
+            draws = noise.sample_(torch.empty((min(chunk, num_samples - start), *inputs.shape[1:])), generator)
+            for i, x in enumerate(inputs):
+                for vote in model(draws + x).argmax(dim=1).tolist():
+                    counts[i, vote] += 1
+    return counts
+
+
+@pytest.mark.parametrize("batch_size, num_inputs, num_samples", [(100, 4, 1000), (64, 5, 37), (3, 7, 10),
+                                                                 (1000, 10, 100), (50, 3, 1)])
+def test_shared_noise_counts_match_their_reference_loop(batch_size, num_inputs, num_samples):
+    model, noise = _cnn(), Gaussian(0.5)
+    inputs = torch.rand(num_inputs, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    sampler = Sampler(model, noise, 10, batch_size, shared_noise=True)
+    got = sampler.counts(inputs, num_samples, torch.Generator().manual_seed(2))
+    want = _shared_reference_counts(model, noise, 10, batch_size, inputs, num_samples, torch.Generator().manual_seed(2))
+    assert torch.equal(got, want) and sampler.settings()["shared_noise"] is True
+
+
+def _axis_oracle():
+    from rsscale.oracles import IntervalClassifier, unit_vector
+    return IntervalClassifier(unit_vector(6, 0), [0.0], [0, 1], num_classes=2)
+
+
+def test_shared_noise_keeps_each_inputs_counts_binomial_and_ties_the_inputs_of_a_pack():
+    """Input i's count of class 1 is Bin(n, Phi(x_i0 / sigma)) with or without sharing; sharing makes the counts of a
+    pack dependent (identical for inputs that differ only off the decision axis)."""
+    from scipy.stats import norm
+    sigma, n, packs = 0.5, 40, 3000
+    oracle, noise = _axis_oracle(), Gaussian(sigma)
+    inputs = torch.zeros(3, 6)
+    inputs[:, 0] = torch.tensor([0.26, 0.26, -0.1])
+    inputs[1, 3] = 0.7  # off the axis: the oracle ignores it
+    p = norm.cdf(inputs[:, 0].numpy() / sigma)
+    gen = torch.Generator().manual_seed(7)
+    shared = Sampler(oracle, noise, 2, 1000, shared_noise=True)
+    ones = torch.stack([shared.counts(inputs, n, gen)[:, 1] for _ in range(packs)]).double()
+    assert torch.equal(ones[:, 0], ones[:, 1])  # the same draws
+    assert abs(float(ones[:, 0].mean()) / n - p[0]) < 4 * (p[0] * (1 - p[0]) / (n * packs)) ** 0.5
+    assert abs(float(ones[:, 2].mean()) / n - p[2]) < 4 * (p[2] * (1 - p[2]) / (n * packs)) ** 0.5
+    for i in (0, 2):
+        assert 0.9 < float(ones[:, i].var()) / (n * p[i] * (1 - p[i])) < 1.1  # binomial spread: n fresh rows each
+    independent = Sampler(oracle, noise, 2, 1000)
+    apart = torch.stack([independent.counts(inputs, n, gen)[:, 1] for _ in range(300)])
+    assert not torch.equal(apart[:, 0], apart[:, 1])
+
+
+def test_cohen_with_shared_noise_violates_at_its_exact_rate():
+    """Each certificate keeps its guarantee: on the half-space, input by input, the violation frequency of CERTIFY with
+    one draw shared by a pack matches Cohen's exact violation probability (:mod:`rsscale.exact`)."""
+    from scipy.stats import norm
+
+    from rsscale.exact import cohen_half_space_violation
+    sigma, p, n0, n, alpha, packs = 0.5, 0.6, 10, 50, 0.2, 2000
+    oracle = _axis_oracle()
+    smooth = rsscale.SmoothedClassifier(oracle, 2, Gaussian(sigma), batch_size=1000, shared_noise=True)
+    t = sigma * norm.ppf(p)
+    inputs = torch.zeros(4, 6)
+    inputs[:, 0] = torch.tensor([t, t, -t, -t])
+    inputs[1, 2], inputs[3, 4] = 0.3, -0.2
+    gen = torch.Generator().manual_seed(11)
+    violations = np.zeros((packs, 4))
+    for k in range(packs):
+        for i, cert in enumerate(smooth.certify_many(inputs, n0, n, alpha, gen)):
+            g = int(inputs[i, 0] > 0)
+            violations[k, i] = cert.prediction == 1 - g or (cert.prediction == g and cert.radius > t + 1e-9)
+    exact = cohen_half_space_violation(p, n0, n, alpha)
+    for pair in ((0, 2), (1, 3)):  # one input of each side per pack: the exact rate averages the two sides
+        per_pack = violations[:, pair].mean(axis=1)
+        assert abs(per_pack.mean() - exact) < 4 * per_pack.std() / packs**0.5 + 1e-3, (per_pack.mean(), exact)
+    assert exact > 0.05  # a setting where violations happen: the check has something to compare
+
+
+def test_shared_noise_is_refused_for_noise_tied_to_rows():
+    from rsscale.methods.dipole import AntitheticGaussian
+    with pytest.raises(ValueError, match="shared_noise needs noise whose rows are alike"):
+        Sampler(_cnn(), AntitheticGaussian(0.5), 10, 10, shared_noise=True)
+    with pytest.raises(ValueError, match="shared_noise must be true or false"):
+        Sampler(_cnn(), Gaussian(0.5), 10, 10, shared_noise="on")

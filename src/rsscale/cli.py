@@ -30,6 +30,16 @@ from rsscale.training.denoiser import DENOISER_OBJECTIVES
 from rsscale.training.runs import fit_sween_weights, train_classifier, train_denoiser_for
 
 
+def _json_list(text: str) -> list:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"expected a JSON list, got {text!r} ({err})") from err
+    if not isinstance(value, list):
+        raise ValueError(f"expected a JSON list, got {text!r}")
+    return value
+
+
 def _json(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -164,6 +174,7 @@ def cmd_aces(args) -> None:
 def _print_profile(rows: list[dict], label: bool = False) -> None:
     for row in rows:
         print((f"{row['model']:>12s} " if label else "")
+              + ("shared noise " if row.get("shared_noise") else "")
               + f"batch {row['batch_size']:6d}: forward-only {row['forward_samples_per_s']:12.0f} samples/s,"
               f" certify {row['certify_samples_per_s']:12.0f} samples/s, ratio certify/forward = {row['ratio']:.3f}")
 
@@ -177,10 +188,13 @@ def cmd_profile(args) -> None:
 
 def cmd_profile_sizes(args) -> None:
     """The engine profile per model size: untrained models (throughput does not depend on the weights)."""
+    variants = _json_list(args.variants)
+    if not variants or not all(isinstance(v, dict) for v in variants):
+        raise ValueError(f"--variants must be a non-empty JSON list of objects, got {args.variants!r}")
     _print_profile(profile_model_sizes(args.data, _json(args.models), args.out, sigma=args.sigma,
                                        batch_sizes=args.batch_sizes, batches=args.batches, repeats=args.repeats,
-                                       engine=_json(args.engine), seed=args.seed, device=args.device,
-                                       parameters=_recorded(args)), label=True)
+                                       engine=_json(args.engine), variants=variants, pack=args.pack, seed=args.seed,
+                                       device=args.device, parameters=_recorded(args)), label=True)
 
 
 def cmd_incremental(args) -> None:
@@ -413,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=0.25)
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--variants", default="[{}]",
+                   help='JSON list of engine-option overrides, each profiled in the same run, e.g. '
+                        '\'[{}, {"shared_noise": true}]\'')
+    p.add_argument("--pack", type=int, default=1, help="inputs whose samples one counting call draws")
 
     p = command("incremental", cmd_incremental,
                 "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)",

@@ -57,6 +57,9 @@ class NoiseDistribution(ABC):
     name: str
     #: The norm in which :meth:`radius` is tight.
     native_norm: str
+    #: Whether one draw may be added to several inputs (the sampler's ``shared_noise``): true when every row of
+    #: :meth:`sample_` is an i.i.d. draw whatever its position in the batch and whichever input it will go to.
+    shareable_across_inputs: bool = True
 
     @abstractmethod
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

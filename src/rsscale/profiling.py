@@ -57,6 +57,8 @@ class ThroughputProfile:
     autocast: str | None = None
     channels_last: bool = False
     compile: bool = False
+    shared_noise: bool = False
+    pack: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,25 +66,29 @@ class ThroughputProfile:
 
 def profile_throughput(model: torch.nn.Module, input_shape, noise: NoiseDistribution, num_classes: int,
                        batch_size: int, device="cpu", batches: int = 20, repeats: int = 7, warmup: int = 2,
-                       seed: int = 0, **engine) -> ThroughputProfile:
+                       seed: int = 0, pack: int = 1, **engine) -> ThroughputProfile:
     """Median samples/s of forward-only passes and of vote counting, same model, batch and device.
 
     Each repeat runs ``batches`` forward passes of ``batch_size`` samples; the
     spreads are (max - min) / median of the repeats; ``ratio`` is the median of
-    the per-repeat ratios forward time / certify time.  ``engine`` holds the
-    :class:`~rsscale.sampling.Sampler` options (``autocast``,
-    ``channels_last``, ``compile``); the forward-only ceiling runs the model
-    the same way (:meth:`~rsscale.sampling.Sampler.forward`, same layout).
+    the per-repeat ratios forward time / certify time.  Vote counting draws the
+    samples of ``pack`` inputs in one call, as certification does for a pack.
+    ``engine`` holds the :class:`~rsscale.sampling.Sampler` options
+    (``autocast``, ``channels_last``, ``compile``, ``shared_noise``); the
+    forward-only ceiling runs the model the same way
+    (:meth:`~rsscale.sampling.Sampler.forward`, same layout).
     """
     device = resolve_device(device)
     model = model.to(device).eval()
     sampler = Sampler(model, noise, num_classes, batch_size, device, **engine)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((1, *input_shape), generator=gen).to(device)
+    if not 1 <= int(pack) <= batch_size * batches:
+        raise ValueError(f"pack must lie in [1, batch_size * batches = {batch_size * batches}], got {pack}")
+    x = torch.rand((int(pack), *input_shape), generator=gen).to(device)
     batch = torch.rand((batch_size, *input_shape), generator=gen).to(device)
     if sampler.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
-    samples = batch_size * batches
+    samples = batch_size * batches // int(pack) * int(pack)
 
     @torch.inference_mode()
     def forward_only():
@@ -90,7 +96,7 @@ def profile_throughput(model: torch.nn.Module, input_shape, noise: NoiseDistribu
             sampler.forward(batch)
 
     def certify():
-        sampler.counts(x, samples, gen)
+        sampler.counts(x, samples // len(x), gen)
 
     for _ in range(warmup):
         forward_only()
@@ -103,11 +109,12 @@ def profile_throughput(model: torch.nn.Module, input_shape, noise: NoiseDistribu
     def spread(times):
         return (max(times) - min(times)) / statistics.median(times)
 
-    forward_rate = samples / statistics.median(forward_times)
     certify_rate = samples / statistics.median(certify_times)
-    paired = statistics.median(f / c for f, c in zip(forward_times, certify_times, strict=True))
+    forward_rate = batch_size * batches / statistics.median(forward_times)
+    paired = statistics.median(f / (batch_size * batches) / (c / samples)
+                               for f, c in zip(forward_times, certify_times, strict=True))
     return ThroughputProfile(batch_size, samples, forward_rate, certify_rate, paired,
-                             spread(forward_times), spread(certify_times), **sampler.settings())
+                             spread(forward_times), spread(certify_times), **sampler.settings(), pack=int(pack))
 
 
 def profile_checkpoint(data: str, checkpoint: str, out: str | Path, *, sigma: float | None = None,
@@ -132,31 +139,33 @@ def profile_checkpoint(data: str, checkpoint: str, out: str | Path, *, sigma: fl
 
 
 #: Columns of the profile-per-model-size table.
-SIZE_COLUMNS = ["model", "arch", "parameters", "weights", "batch_size", "forward_samples_per_s",
+SIZE_COLUMNS = ["model", "arch", "parameters", "weights", "batch_size", "pack", "forward_samples_per_s",
                 "certify_samples_per_s", "ratio", "forward_spread", "certify_spread", "autocast", "channels_last",
-                "compile", "device", "threads"]
+                "compile", "shared_noise", "device", "threads"]
 
 
 def profile_model_sizes(data: str, models: dict[str, dict], out: str | Path, *, sigma: float = 0.25,
                         batch_sizes: Sequence[int] = (100, 1000), batches: int = 5, repeats: int = 5,
-                        engine: dict | None = None, seed: int = 0, device: str = "cpu",
-                        parameters: dict | None = None) -> list[dict]:
+                        engine: dict | None = None, variants: Sequence[dict] = ({},), pack: int = 1, seed: int = 0,
+                        device: str = "cpu", parameters: dict | None = None) -> list[dict]:
     """The engine profile per model size: untrained models (throughput does not depend on the weights) built from
-    ``models`` (label -> ``{"arch": ..., "params": {...}}``) for the dataset's inputs; writes the table ``out`` and
-    its sidecar, returns the rows."""
+    ``models`` (label -> ``{"arch": ..., "params": {...}}``) for the dataset's inputs, each measured with the engine
+    options ``engine`` updated by each of ``variants`` (e.g. ``[{}, {"shared_noise": True}]``: both in one run),
+    counting the samples of ``pack`` inputs per call; writes the table ``out`` and its sidecar, returns the rows."""
     started = utc_now()
     dataset = Dataset.load(data)
     rows = []
     for label, spec in models.items():
         torch.manual_seed(seed)  # parameter initialisation
         model = build_model(spec["arch"], **fit_to_dataset(spec["arch"], dict(spec.get("params", {})), dataset))
-        for batch_size in batch_sizes:
-            profile = profile_throughput(model, dataset.input_shape, Gaussian(sigma), dataset.num_classes,
-                                         batch_size, device, batches=batches, repeats=repeats, seed=seed,
-                                         **(engine or {}))
-            rows.append({"model": label, "arch": spec["arch"], "parameters": sum(p.numel() for p in model.parameters()),
-                         "weights": "untrained", "device": device_name(device), "threads": torch.get_num_threads(),
-                         **profile.as_dict()})
+        for variant in variants:
+            for batch_size in batch_sizes:
+                profile = profile_throughput(model, dataset.input_shape, Gaussian(sigma), dataset.num_classes,
+                                             batch_size, device, batches=batches, repeats=repeats, seed=seed,
+                                             pack=pack, **{**(engine or {}), **variant})
+                rows.append({"model": label, "arch": spec["arch"],
+                             "parameters": sum(p.numel() for p in model.parameters()), "weights": "untrained",
+                             "device": device_name(device), "threads": torch.get_num_threads(), **profile.as_dict()})
     write_table(rows, SIZE_COLUMNS, str(out).removesuffix(".csv"),
                 caption="Certification vs forward-only throughput per model size (untrained models)")
     write_sidecar(Path(out).with_suffix(".json"), parameters or {}, started, device)

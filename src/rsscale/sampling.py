@@ -16,7 +16,10 @@ run at the speed of the model's forward pass:
   drawn on the device and the counts are read back once per call;
 * engine options (:class:`Sampler`): ``autocast`` (bf16/fp16), ``channels_last``
   and ``compile`` (``torch.compile``); they change how the model runs, never
-  which noise is drawn.
+  which noise is drawn;
+* the ``shared_noise`` option (off by default) draws each noise row once for all
+  the inputs of a call, which removes most of the drawing cost on small models
+  (see :meth:`Sampler.shared_counts` for what it does to the certificates).
 
 Sample ``j`` of input ``i`` has the flat index ``i * num_samples + j``; batches
 cover consecutive flat indices.  The draws therefore depend on the seed,
@@ -117,13 +120,14 @@ def keep_freed_memory() -> bool:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_engine_options(autocast, channels_last, compile, device: torch.device) -> torch.dtype | None:
+def check_engine_options(autocast, channels_last, compile, device: torch.device,
+                         shared_noise: bool = False) -> torch.dtype | None:
     """Validate the engine options of :class:`Sampler`; return the autocast dtype (None: float32)."""
     if autocast is not None and autocast not in AUTOCAST_DTYPES:
         raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
     if autocast == "fp16" and device.type != "cuda":
         raise ValueError(f"autocast='fp16' needs a CUDA device, got {device.type!r}; use autocast='bf16' on CPU")
-    for name, value in (("channels_last", channels_last), ("compile", compile)):
+    for name, value in (("channels_last", channels_last), ("compile", compile), ("shared_noise", shared_noise)):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
     if compile and not hasattr(torch, "compile"):
@@ -161,6 +165,9 @@ class Sampler:
         compile: run ``torch.compile(model)``; if compilation fails (no
             compiler, unsupported platform) a warning is issued, the model
             runs eagerly and ``compile`` is set to False.
+        shared_noise: draw each noise row once for all the inputs of a
+            :meth:`counts` call (:meth:`shared_counts`); only for noise whose
+            rows are alike (:attr:`~rsscale.noise.NoiseDistribution.shareable_across_inputs`).
     """
 
     model: torch.nn.Module
@@ -172,6 +179,7 @@ class Sampler:
     autocast: str | None = None
     channels_last: bool = False
     compile: bool = False
+    shared_noise: bool = False
 
     def __post_init__(self):
         if int(self.batch_size) < 1:
@@ -181,7 +189,11 @@ class Sampler:
         self.batch_size = int(self.batch_size)
         self.num_votes = int(self.num_votes)
         self.device = resolve_device(self.device)
-        self._precision = check_engine_options(self.autocast, self.channels_last, self.compile, self.device)
+        self._precision = check_engine_options(self.autocast, self.channels_last, self.compile, self.device,
+                                               self.shared_noise)
+        if self.shared_noise and not self.noise.shareable_across_inputs:
+            raise ValueError(f"shared_noise needs noise whose rows are alike; {self.noise!r} ties each row to its "
+                             f"position or input")
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = self.model.to(self.device)  # the engine runs the model where it draws the noise
@@ -191,7 +203,8 @@ class Sampler:
 
     def settings(self) -> dict:
         """The engine options, for provenance (``compile`` is False after a fallback)."""
-        return {"autocast": self.autocast, "channels_last": self.channels_last, "compile": self.compile}
+        return {"autocast": self.autocast, "channels_last": self.channels_last, "compile": self.compile,
+                "shared_noise": self.shared_noise}
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits of the model on ``batch`` with the engine options applied (float32)."""
@@ -241,6 +254,8 @@ class Sampler:
         num_inputs = inputs.shape[0]
         total = num_inputs * num_samples
         gen = device_generator(generator, self.device)
+        if self.shared_noise and num_inputs > 1:
+            return self.shared_counts(inputs, num_samples, gen, progress)
         width = min(self.batch_size, total)
         noise = torch.empty((width, *inputs.shape[1:]), device=self.device)
         buffer = torch.empty_like(noise, memory_format=torch.channels_last) if self.channels_last else noise
@@ -271,6 +286,44 @@ class Sampler:
             if progress is not None:
                 progress(stop - start)
         return counts.cpu()  # the only host synchronisation of the call
+
+    def shared_counts(self, inputs: torch.Tensor, num_samples: int, generator: torch.Generator,
+                      progress: Callable[[int], object] | None = None) -> torch.Tensor:
+        """:meth:`counts` with each noise row drawn once and added to every input (``shared_noise``).
+
+        Noise rows are drawn in chunks of ``max(1, batch_size // num_inputs)``; a forward pass holds one chunk added
+        to each of up to ``batch_size`` inputs.  Row ``j`` of every input is the same draw ``e_j``, so for each input
+        the ``num_samples`` copies are still i.i.d. from the noise, independent of any other call's draws (the
+        selection and the estimation of a certificate stay independent): every certificate keeps its guarantee.
+        What changes is the joint law of the certificates of one call: they are no longer independent, so an
+        average over the inputs of a pack (certified accuracy, ACR) is unbiased but its variance may differ from
+        the independent-draws one -- treat a pack, not an input, as the unit when resampling such a table.
+        """
+        num_inputs, shape = inputs.shape[0], inputs.shape[1:]
+        chunk = min(num_samples, max(1, self.batch_size // num_inputs))
+        group = min(num_inputs, max(1, self.batch_size // chunk))
+        noise = torch.empty((chunk, *shape), device=self.device)
+        batch = torch.empty((group * chunk, *shape), device=self.device)
+        ones = torch.ones((group, chunk), dtype=torch.long, device=self.device)
+        counts = torch.zeros((num_inputs, self.num_votes), dtype=torch.long, device=self.device)
+        for start in range(0, num_samples, chunk):
+            rows = min(chunk, num_samples - start)
+            drawn = self.noise.sample_(noise[:rows], generator)
+            for first in range(0, num_inputs, group):
+                size = min(group, num_inputs - first)
+                filled = batch[: size * rows]
+                torch.add(drawn.unsqueeze(0), inputs[first: first + size].unsqueeze(1),
+                          out=filled.view(size, rows, *shape))
+                logits = self.forward(filled)
+                if logits.ndim != 2 or logits.shape[0] != size * rows:
+                    raise ValueError(
+                        f"the model must return logits of shape [batch, classes], got {tuple(logits.shape)}"
+                    )
+                votes = self.vote(logits).view(size, rows)
+                counts[first: first + size].scatter_add_(1, votes, ones[:size, :rows])
+                if progress is not None:
+                    progress(size * rows)
+        return counts.cpu()
 
     @staticmethod
     def _segments(start: int, stop: int, num_samples: int) -> list[tuple[int, int, int]]:

@@ -122,9 +122,9 @@ class SmoothedClassifier:
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
         input_shape: expected shape of one input; defaults to
             ``model.input_shape`` when the model has it.
-        autocast, channels_last, compile: the sampling engine's options
-            (see :class:`rsscale.sampling.Sampler`); the defaults run the
-            model as given, in float32.
+        autocast, channels_last, compile, shared_noise: the sampling engine's
+            options (see :class:`rsscale.sampling.Sampler`); the defaults run
+            the model as given, in float32, with independent draws per input.
     """
 
     def __init__(
@@ -138,6 +138,7 @@ class SmoothedClassifier:
         autocast: str | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        shared_noise: bool = False,
     ):
         self.num_classes = check_sample_size("num_classes", num_classes)
         if not isinstance(noise, NoiseDistribution):
@@ -148,7 +149,7 @@ class SmoothedClassifier:
         self.input_shape = tuple(input_shape or getattr(model, "input_shape", ()) or ()) or None
         self.sampler = Sampler(
             self.model, noise, self.num_classes, check_sample_size("batch_size", batch_size), self.device,
-            autocast=autocast, channels_last=channels_last, compile=compile,
+            autocast=autocast, channels_last=channels_last, compile=compile, shared_noise=shared_noise,
         )
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, generator=None, progress=None) -> Certificate:

@@ -63,6 +63,8 @@ rule profile_sizes:
         repeats=(PROFILE_SIZES or {}).get("repeats", 1),
         batch_sizes=words(config["profile"]["batch_sizes"]),
         engine=as_json(config["profile"].get("engine", {})),
+        variants=as_json((PROFILE_SIZES or {}).get("variants", [{}])),
+        pack=(PROFILE_SIZES or {}).get("pack", 1),
         sigma=config["profile"]["sigmas"][0],
         seed=config["seed"],
         out=lambda w, output: output[0],
@@ -74,5 +76,5 @@ rule profile_sizes:
     shell:
         "rsscale profile-sizes --data {input} --models {params.models} --sigma {params.sigma}"
         " --batch-sizes {params.batch_sizes} --batches {params.batches} --repeats {params.repeats}"
-        " --engine {params.engine} --seed {params.seed} --threads {threads} --out {params.out}"
-        " 2>&1 | tee {log}"
+        " --engine {params.engine} --variants {params.variants} --pack {params.pack} --seed {params.seed}"
+        " --threads {threads} --out {params.out} 2>&1 | tee {log}"

@@ -5,8 +5,9 @@ in :class:`rsscale.smooth.SmoothedClassifier`.  ``noise`` selects the
 smoothing family at per-coordinate standard deviation ``sigma``: Gaussian
 (l2 certificate, Cohen et al.), Laplace (l1, Teng et al. 2020) or uniform (l1,
 Yang et al. 2020); the CERTIFY algorithm is the same for all three.
-``autocast``, ``channels_last`` and ``compile`` are the sampling engine's
-options (:class:`rsscale.sampling.Sampler`), recorded in :meth:`settings`.
+``autocast``, ``channels_last``, ``compile`` and ``shared_noise`` are the
+sampling engine's options (:class:`rsscale.sampling.Sampler`), recorded in
+:meth:`settings`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ class Cohen(SmoothedCertifier):
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000,
                  alpha: float = 0.001, batch_size: int = 1000, device=None, noise: str = "gaussian",
-                 autocast: str | None = None, channels_last: bool = False, compile: bool = False):
+                 autocast: str | None = None, channels_last: bool = False, compile: bool = False,
+                 shared_noise: bool = False):
         self.smoothed = SmoothedClassifier(model, num_classes, noise_from_sigma(noise, sigma), batch_size, device,
-                                           autocast=autocast, channels_last=channels_last, compile=compile)
+                                           autocast=autocast, channels_last=channels_last, compile=compile,
+                                           shared_noise=shared_noise)
         self.check_sampling(sigma, n0, n, alpha)
 
     def noise_at(self, points: torch.Tensor, generator: torch.Generator) -> np.ndarray:

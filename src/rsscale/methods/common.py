@@ -63,6 +63,7 @@ class ScaledGaussian(NoiseDistribution):
 
     name = "gaussian_per_input"
     native_norm = "l2"
+    shareable_across_inputs = False  # each row is scaled by its owner's sigma
 
     def __init__(self):
         self.sigmas = torch.ones(1)

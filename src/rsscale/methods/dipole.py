@@ -55,6 +55,7 @@ class AntitheticGaussian(Gaussian):
     """N(0, sigma^2 I) drawn in antithetic pairs: rows 2j and 2j + 1 of each batch are e and -e (even batches only)."""
 
     name = "gaussian_antithetic"
+    shareable_across_inputs = False  # rows come in pairs
 
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if out.shape[0] % 2:

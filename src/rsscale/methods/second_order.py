@@ -122,6 +122,8 @@ def second_order_radius(p_lower, gamma, sigma: float, iterations: int = 200):
 class _KeptGaussian(Gaussian):
     """N(0, sigma^2 I) that keeps its last batch of draws (read by :func:`_stein_vote` right after the forward)."""
 
+    shareable_across_inputs = False  # the vote reads each row's draw in flat sample order
+
     def sample_(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         super().sample_(out, generator)
         self.kept = out.detach().flatten(1).clone()
