@@ -20,7 +20,7 @@ import torch
 from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.experiments import aces, incremental, mutation, soundness, tables, violations
+from rsscale.experiments import aces, family_cost, incremental, mutation, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -195,6 +195,16 @@ def cmd_profile_sizes(args) -> None:
                                        batch_sizes=args.batch_sizes, batches=args.batches, repeats=args.repeats,
                                        engine=_json(args.engine), variants=variants, pack=args.pack, seed=args.seed,
                                        device=args.device, parameters=_recorded(args)), label=True)
+
+
+def cmd_family_cost(args) -> None:
+    """Cost per model evaluation of every family next to Cohen's (rsscale.experiments.family_cost)."""
+    rows = family_cost.family_cost_table(args.data, _json(args.runs), args.out, inputs=args.inputs,
+                                         rounds=args.rounds, seed=args.seed, device=args.device,
+                                         parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint)
+    for row in rows:
+        print(f"{row['run']:>14s}: {row['evaluations']:9.0f} evaluations/input, {row['us_per_evaluation']:7.2f} us "
+              f"each (x{row['per_evaluation_ratio']:.2f} Cohen's), own computation {row['method_seconds']:.4f} s/input")
 
 
 def cmd_incremental(args) -> None:
@@ -431,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON list of engine-option overrides, each profiled in the same run, e.g. '
                         '\'[{}, {"shared_noise": true}]\'')
     p.add_argument("--pack", type=int, default=1, help="inputs whose samples one counting call draws")
+
+    p = command("family-cost", cmd_family_cost,
+                "cost per model evaluation of every family next to Cohen's on the same model and inputs, with each "
+                "family's own computation apart", data, prefix, seeded, runtime, trusted)
+    p.add_argument("--runs", required=True,
+                   help='JSON object label -> {"method", "checkpoint": [paths], "sigma", "params", "params_file"}; '
+                        'one label must be "baseline" (Cohen)')
+    p.add_argument("--inputs", type=int, default=10, help="the first test inputs, certified by every run")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds over all runs, after one warm-up round")
 
     p = command("incremental", cmd_incremental,
                 "incremental RS: certify a model, then each modification from scratch and with IRS (CPU; one row each)",

@@ -103,6 +103,23 @@ def certify_dataset(certifier, dataset: Dataset, out: str | Path, *, seed: int, 
     return RunResult(Path(out), indices, resumed, results.record)
 
 
+def certifier_from_files(dataset: Dataset, data: str, checkpoints: Sequence[str], method: str,
+                         sigma: float | None = None, params: dict | None = None, params_file: str | None = None,
+                         device: str = "cpu", trust_checkpoint: bool = False) -> tuple[object, list[dict], dict]:
+    """The certifier of a run given by files: ``(certifier, checkpoint metadata, parameters)``.
+
+    ``sigma`` defaults to the first checkpoint's training sigma; ``params_file`` (a record written by a fitting
+    command) is merged over ``params``; several checkpoints make one model list (ensembles).
+    """
+    loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
+    models_, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
+    sigma = training_sigma(metas[0], sigma, checkpoints[0])
+    params = {**(params or {}), **read_params_file(params_file)}
+    certifier = methods.build(method, model=models_[0] if len(models_) == 1 else models_,
+                              num_classes=dataset.num_classes, sigma=sigma, device=device, **params)
+    return certifier, metas, params
+
+
 def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, *, method: str = "cohen",
                         sigma: float | None = None, params: dict | None = None, params_file: str | None = None,
                         seed: int = 0, skip: int = 1, max_inputs: int | None = None, pack: int = 10,
@@ -122,12 +139,9 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
     """
     started = utc_now()
     dataset = Dataset.load(data)
-    loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
-    models_, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
+    certifier, metas, params = certifier_from_files(dataset, data, checkpoints, method, sigma, params, params_file,
+                                                    device, trust_checkpoint)
     sigma = training_sigma(metas[0], sigma, checkpoints[0])
-    params = {**(params or {}), **read_params_file(params_file)}
-    certifier = methods.build(method, model=models_[0] if len(models_) == 1 else models_,
-                              num_classes=dataset.num_classes, sigma=sigma, device=device, **params)
     out = Path(out)
     inputs = [data, *checkpoints, *([params_file] if params_file else [])]
     identity = run_identity(certifier, seed, skip, max_inputs, pack, command="certify", method_params=params,

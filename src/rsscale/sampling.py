@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,6 +116,29 @@ def keep_freed_memory() -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
+
+class SamplingClock:
+    """Wall-clock spent inside :meth:`Sampler.counts` and :meth:`Sampler.draw_votes` in this process (noise draws,
+    forward passes, votes; each call ends with its results on the host, so device work is included).  A caller reads
+    :attr:`seconds` before and after a certification: the difference is its sampling time, the rest of its wall-clock
+    is the method's own computation (radius search, sigma optimisation, ...)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def timed(self, method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return wrapper
+
+
+#: The process's sampling clock (:class:`SamplingClock`).
+SAMPLING_CLOCK = SamplingClock()
 
 #: ``autocast`` option -> autocast dtype.
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -230,6 +254,7 @@ class Sampler:
             logits = self._run(batch)
         return logits.float()
 
+    @SAMPLING_CLOCK.timed
     @torch.inference_mode()
     def counts(
         self,
@@ -332,6 +357,7 @@ class Sampler:
         return [(i, max(start, i * num_samples) - start, min(stop, (i + 1) * num_samples) - start)
                 for i in range(first, last + 1)]
 
+    @SAMPLING_CLOCK.timed
     @torch.inference_mode()
     def draw_votes(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
                    limit: int | None = None) -> torch.Tensor:
