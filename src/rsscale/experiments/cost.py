@@ -156,8 +156,19 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
     """Every job the workflow runs for ``config`` (a validated study config), with its passes; in the order of the
     workflow's rule files.  The ``all`` target itself is not a job that costs anything and is left out; the oracle
     rules are priced from the tables under ``reference`` (the committed default baseline)."""
-    from rsscale.experiments import (aces, certified_accuracy, denoised, dimension, extra_information, incremental,
-                                     inference_cost, profile, remedies, sample_count, training_methods)
+    from rsscale.experiments import (
+        aces,
+        certified_accuracy,
+        denoised,
+        dimension,
+        extra_information,
+        incremental,
+        inference_cost,
+        profile,
+        remedies,
+        sample_count,
+        training_methods,
+    )
     check_config(config)
     plan = Plan(config)
     cohen = config["cohen"]
@@ -186,8 +197,8 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
                                | {cohen["dataset"]})]
     for path, m in plan.models.items():
         per = training_passes_per_example(m["objective"], m["objective_params"])
-        jobs.append(Job("train", path, model_key(path), training_passes=m["epochs"] * facts[m["dataset"]].num_train * per,
-                        threads="1"))
+        passes = m["epochs"] * facts[m["dataset"]].num_train * per
+        jobs.append(Job("train", path, model_key(path), training_passes=passes, threads="1"))
     for path, d in denoisers.items():
         per = denoiser_passes_per_example(d["objective"])
         jobs.append(Job("train_denoiser", path, model_key(path), threads="1",
@@ -214,7 +225,7 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
     if sizes:
         base = facts[cohen["dataset"]]
         per = sizes["batches"] * (sizes["repeats"] + 2) * (1 + len(sizes.get("variants", [{}])))
-        for name, m in sizes["models"].items():
+        for m in sizes["models"].values():
             jobs.append(Job("profile_sizes", "results/tables/profile_sizes.csv", _key(m["arch"], m.get(
                 "params", {}), base), forward_passes=sum(prof["batch_sizes"]) * per))
     for path, sweep in sweeps.items():
