@@ -20,7 +20,7 @@ import torch
 from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
-from rsscale.experiments import aces, family_cost, incremental, mutation, soundness, tables, violations
+from rsscale.experiments import aces, cost, family_cost, incremental, mutation, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -314,6 +314,31 @@ def cmd_numbers(args) -> None:
     print(text.split("\n", 1)[1], end="")
 
 
+def cmd_plan(args) -> None:
+    """The cost of a study before it runs: per rule and in total, jobs, passes and projected wall-clock."""
+    config = cost.load_study_config(args.configfile)
+    jobs = cost.study_jobs(config, args.baseline)
+    threads = args.threads or torch.get_num_threads()
+    rates, overhead, how = cost.calibrate(jobs, config, args.plan_device, threads, args.reference)
+    cost.project(jobs, rates, overhead)
+    limit = args.limit_hours * 3600 if args.limit_hours else None
+    rows = cost.summary(jobs, threads, limit)
+    caption = (f"Plan of {args.configfile} on {args.plan_device}: {how}"
+               + (f"; shards: ceil(job seconds / {args.limit_hours} h) per certify job" if limit else ""))
+    print(caption)
+    columns = cost.PLAN_COLUMNS if limit else [c for c in cost.PLAN_COLUMNS if c != "shards"]
+    width = {c: max(len(c), *(len(_plan_cell(r[c])) for r in rows)) for c in columns[:-1]}
+    print("  ".join(c.ljust(width[c]) for c in columns[:-1]) + "  notes")
+    for row in rows:
+        print("  ".join(_plan_cell(row[c]).ljust(width[c]) for c in columns[:-1]) + "  " + row["notes"])
+    if args.out:
+        tables.write_table(rows, columns, args.out, caption=caption)
+
+
+def _plan_cell(value) -> str:
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
 def _options(*arguments: tuple[str, dict]) -> argparse.ArgumentParser:
     """Arguments several commands share, built once and given to each as a parent parser."""
     group = argparse.ArgumentParser(add_help=False)
@@ -532,6 +557,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-count", nargs="*", default=[], help="the sample-count runs")
     p.add_argument("--dimension", nargs="*", default=[], help="the dimension-sweep runs")
     p.add_argument("--out", required=True, help="the .tex file of \\newcommand macros")
+    p = command("plan", cmd_plan, "the cost of a study before it runs: jobs, forward and training passes and "
+                "projected wall-clock per rule, shards per wall-clock limit")
+    p.add_argument("--configfile", required=True, help="a study config (workflow/config/<study>.yaml)")
+    p.add_argument("--device", dest="plan_device", default="cpu", help=f"one of {', '.join(cost.DEVICES)}")
+    p.add_argument("--threads", type=int, default=None, help="cores of the run (default: PyTorch's threads)")
+    p.add_argument("--limit-hours", type=float, default=None, help="wall-clock limit per certification job")
+    p.add_argument("--reference", default=None, help="a committed throughput table instead of a probe "
+                   "(figures/gpu_h200/sizes_*.csv; the default for --device h200)")
+    p.add_argument("--baseline", default="workflow/baseline/default",
+                   help="the reference tables that price the oracle rules (soundness, mutation, violations)")
+    p.add_argument("--out", default=None, help="path prefix of the table (.csv, .md, .tex)")
     return parser
 
 

@@ -1,0 +1,97 @@
+"""The plan's counts come from the config alone: hand-computed values for the quick study, changes that must move
+them, and one-line errors."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rsscale import cli
+from rsscale.experiments import cost
+
+CONFIGS = Path(__file__).resolve().parents[1] / "workflow" / "config"
+BASELINE = Path(__file__).resolve().parents[1] / "workflow" / "baseline" / "default"
+
+
+@pytest.fixture(scope="module")
+def quick():
+    return yaml.safe_load((CONFIGS / "quick.yaml").read_text())
+
+
+def by_rule(config):
+    jobs = cost.study_jobs(config, BASELINE)
+    return {row["rule"]: row for row in cost.summary(jobs, 2)}, jobs
+
+
+def test_quick_counts_match_hand_computed_values(quick):
+    rows, jobs = by_rule(quick)
+    # the workflow's dry run of quick.yaml: 81 jobs besides `all`, 31 certify, 14 train, 5 data, 21 reports
+    assert (rows["total"]["jobs"], rows["certify"]["jobs"], rows["train"]["jobs"]) == (81, 31, 14)
+    assert (rows["data"]["jobs"], rows["report"]["jobs"]) == (5, 21)
+    main = {j.output: j for j in jobs}
+    # certified accuracy: digits8 has 360 test inputs (20 % of 1,797, rounded up); skip 40 -> 9, max_inputs 6
+    assert main["results/certify/digits8/cohen/gaussian_sigma0.25_n100_6.csv"].forward_passes == 6 * (10 + 100)
+    # one Gaussian-trained CNN: 1 epoch of 1,797 - 360 training examples, one pass each
+    assert main["results/models/digits8/gaussian_sigma0.25.pt"].training_passes == 1437
+    # the 2-member ensemble: every member on every sample of 4 inputs
+    ensemble = next(j for j in jobs if "/ensemble/" in j.output)
+    assert ensemble.forward_passes == 4 * 2 * (10 + 100)
+    # DDRS: 4 inputs x steps 2 x n_opt 10 differentiable passes on top of Cohen's
+    ddrs = next(j for j in jobs if "/ddrs/" in j.output)
+    assert (ddrs.forward_passes, ddrs.training_passes) == (4 * 110, 4 * 2 * 10)
+
+
+def test_family_multipliers_follow_each_familys_accounting():
+    assert cost.certify_passes("cohen", {"n0": 100, "n": 1000})[0] == 1100
+    assert cost.certify_passes("dsrs", {"n0": 100, "n": 1000})[0] == 2100
+    assert cost.certify_passes("qcrs", {"n0": 100, "n": 1000, "n_search": 50, "steps": 3})[0] == 1100 + 300
+    assert cost.certify_passes("smooth_reduce", {"n0": 10, "n": 90, "grid": 3})[0] == 900
+    assert cost.certify_passes("adaptive", {"n0": 10, "n": 100, "strategy": "horvath"})[0] == 3 * 10 + 100
+
+
+def test_n_and_sigmas_move_the_plan_as_they_must(quick):
+    rows, _ = by_rule(quick)
+    more_n = copy.deepcopy(quick)
+    more_n["cohen"]["n"] = 1000
+    rows_n, jobs_n = by_rule(more_n)
+    main = next(j for j in jobs_n if j.output == "results/certify/digits8/cohen/gaussian_sigma0.25_n1000_6.csv")
+    assert main.forward_passes == 6 * 1010
+    assert rows_n["certify"]["forward_passes"] > rows["certify"]["forward_passes"]
+    assert rows_n["train"]["training_passes"] == rows["train"]["training_passes"]
+    more_sigmas = copy.deepcopy(quick)
+    more_sigmas["sigmas"] = [0.12, 0.25, 0.5, 1.0]
+    rows_s, _ = by_rule(more_sigmas)
+    # two more sigmas: two more main models and their main certification runs
+    assert rows_s["train"]["jobs"] == rows["train"]["jobs"] + 2
+    assert rows_s["certify"]["jobs"] == rows["certify"]["jobs"] + 2
+    assert rows_s["certify"]["forward_passes"] == rows["certify"]["forward_passes"] + 2 * 6 * 110
+
+
+def test_shards_fit_the_limit(quick):
+    _, jobs = by_rule(quick)
+    for job in jobs:
+        job.seconds = 10.0 if job.rule == "certify" else 1.0
+    total = cost.summary(jobs, 2, limit_seconds=4.0)[-1]
+    assert total["shards"] == 31 * 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--configfile", "missing.yaml"], "no such config file"),
+    (["--configfile", str(CONFIGS / "quick.yaml"), "--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_bad_input_is_one_line(argv, message, capsys):
+    assert cli.main(["plan", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_malformed_config_is_one_line(tmp_path, quick, capsys):
+    bad = copy.deepcopy(quick)
+    bad["cohen"]["n"] = "many"
+    path = tmp_path / "schema.yaml"
+    path.write_text((CONFIGS / "schema.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert cli.main(["plan", "--configfile", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "cohen.n" in err and err.count("\n") == 1
