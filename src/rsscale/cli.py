@@ -236,10 +236,10 @@ def cmd_harness(args) -> None:
 def cmd_mutants(args) -> None:
     check_alpha(args.alpha)
     rows = mutation.run(args.out, args.score_out, args.methods, args.seed, args.alpha)
-    survivors = [f"{r['method']}/{r['mutant']}" for r in rows if r["verdict"] != "killed"]
+    survivors = [f"{r['method']}/{r['mutant']}" for r in rows if r["caught_by"] == "none"]
     if survivors:
-        print(f"rsscale: mutants: SURVIVED (the harness lacks power where they err): {', '.join(survivors)}",
-              file=sys.stderr)
+        print(f"rsscale: mutants: SURVIVED (neither killed by the harness nor flagged by the audit): "
+              f"{', '.join(survivors)}", file=sys.stderr)
         if args.strict:
             raise SystemExit(1)
 
