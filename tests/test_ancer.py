@@ -57,11 +57,11 @@ def test_theta_grows_along_ignored_coordinates():
     certs = _build(SoftBand(), n0=20, n=500, n_opt=16, steps=20, lr=0.1).certify_many(
         torch.zeros(2, 8), generator=torch.Generator().manual_seed(0))
     for cert in certs:
-        assert cert.prediction == 0 and cert.extra["theta_min"] >= SIGMA - 1e-6
+        assert cert.prediction == 0 and cert.extra["theta_min"] >= 0.25 * SIGMA  # DDRS's floor: low * sigma
         assert cert.extra["theta_max"] > 2 * cert.extra["theta_min"]
         assert cert.extra["proxy_radius"] > 1.5 * cert.radius > 0
         assert cert.radius == pytest.approx(cert.extra["theta_min"] * norm.ppf(cert.p_lower), rel=1e-5)
-        assert cert.forward_passes == 20 * 16 + 520
+        assert cert.forward_passes == (100 + 20) * 16 + 520  # DDRS's 100 default steps, then ANCER's 20
 
 
 def test_per_input_certificate_holds_on_a_half_space():
@@ -72,7 +72,7 @@ def test_per_input_certificate_holds_on_a_half_space():
     rng, gen = np.random.default_rng(5), torch.Generator().manual_seed(5)
     ts = rng.choice([-1.0, 1.0], TRIALS) * SIGMA * norm.ppf(rng.uniform(0.5, 0.99, TRIALS))
     xs = oracle.inputs_at(ts, gen)
-    certs = _build(oracle, n0=20, n=500, alpha=alpha, n_opt=4, steps=3).certify_many(xs, generator=gen)
+    certs = _build(oracle, n0=20, n=500, alpha=alpha, n_opt=4, steps=3, iso_steps=3).certify_many(xs, generator=gen)
     t = oracle.projections(xs)
     rate = violation_rate([c.prediction for c in certs], [c.radius for c in certs],
                           oracle.smoothed_class(t, Gaussian(SIGMA)), np.abs(t))
@@ -143,3 +143,22 @@ def test_registry_and_bad_parameters():
                             ({"steps": 1.5}, "steps must be"), ({"memory": "yes"}, "memory must be")]:
         with pytest.raises(ValueError, match=message):
             _build(SoftBand(), **params)
+
+
+def test_starts_from_and_is_floored_at_each_inputs_ddrs_sigma():
+    """The authors' pipeline: the isotropic DDRS sigma s(x) of each input is ANCER's starting point and floor, so
+    every optimised theta coordinate is >= s(x) (and the floor binds on x_0, whose gap shrinks as theta_0 grows)."""
+    xs = torch.tensor([[0.0] * 8, [0.3] + [0.0] * 7, [-0.45] + [0.2] * 7])
+    iso = dict(n_opt=16, iso_steps=10, iso_lr=0.05)
+    ddrs = rsscale.methods.build("ddrs", model=SoftBand(), num_classes=2, sigma=SIGMA, n_opt=16, steps=10, lr=0.05,
+                                 device="cpu")
+    s = torch.as_tensor(ddrs.noise_at(xs, torch.Generator().manual_seed(0)), dtype=torch.float32)
+    assert float((s - SIGMA).abs().min()) > 1e-3  # DDRS moved every sigma: starting at SIGMA would be caught
+    ancer = _build(SoftBand(), steps=20, lr=0.1, **iso)
+    start = ancer.isotropic_thetas(xs, torch.Generator().manual_seed(0))
+    assert torch.equal(start, s[:, None].expand(xs.shape))
+    thetas = ancer.optimise_thetas(xs, torch.Generator().manual_seed(0))
+    assert bool((thetas >= start).all()) and bool((thetas[:, 1:] > start[:, 1:]).all())
+    assert torch.equal(thetas[:, 0], s)
+    certs = ancer.certify_many(xs, generator=torch.Generator().manual_seed(1))
+    assert all(cert.extra["search_passes"] == (10 + 20) * 16 for cert in certs)

@@ -11,6 +11,7 @@ from scipy.special import log_softmax, softmax
 from scipy.stats import norm
 
 from rsscale.cli import main
+from rsscale.data import held_out_split
 from rsscale.models import build_model
 from rsscale.training import OBJECTIVES, build_objective, fit
 from rsscale.training._common import draw_noise, noisy_logits
@@ -485,15 +486,16 @@ def test_cli_trains_each_objective_end_to_end(digits, name, params, per_example)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["objective"]["objective"] == name
     training = sidecar["training"]
-    assert training["examples"] == 1437 and training["steps"] == 12
-    assert training["forward_passes"] == per_example * 1437
+    trained_on = len(held_out_split(1437)[0])  # digits' 1,437 training examples less the held-out part
+    assert training["examples"] == trained_on and training["steps"] == math.ceil(trained_on / 128)
+    assert training["forward_passes"] == per_example * trained_on
     assert training["forward_per_example"] == per_example
     assert training["seconds"] > 0
     assert sidecar["parameters"]["objective_params"] == params
     if name == "macer":
         assert sidecar["objective"]["k"] == 8 and sidecar["objective"]["lam"] == 12.0
     if name == "crt":
-        assert training["backward_passes"] == 1437 and len(sidecar["objective"]["teacher_sha256"]) == 64
+        assert training["backward_passes"] == trained_on and len(sidecar["objective"]["teacher_sha256"]) == 64
 
 
 def test_cli_refuses_unknown_objective_and_parameters(digits, tmp_path, capsys):

@@ -103,3 +103,29 @@ def test_bad_parameters_settings_and_registry():
     cert = certifier.certify(torch.zeros(16), generator=torch.Generator().manual_seed(0))
     assert cert.extra["model_evaluations"] == 3 * 110
     assert rsscale.methods.info("sween").sound
+
+
+def test_weights_are_fitted_on_examples_no_member_trained_on(tmp_path, monkeypatch):
+    """Two members trained from different seeds and SWEEN's weight fit through the training runs: the fit sees only
+    held-out training examples, none of which any member trained on."""
+    from rsscale.data import load_digits
+    from rsscale.training import runs
+
+    data = tmp_path / "d.pt"
+    load_digits().save(data)
+    seen = {"train": [], "fit": []}
+    real_fit, real_fit_weights = runs.fit, runs.fit_weights
+    monkeypatch.setattr(runs, "fit", lambda model, loss, x, y, **kw: seen["train"].append(x) or
+                        real_fit(model, loss, x, y, **kw))
+    monkeypatch.setattr(runs, "fit_weights", lambda models, x, y, *args, **kw: seen["fit"].append(x) or
+                        real_fit_weights(models, x, y, *args, **kw))
+    members = [str(tmp_path / f"m{seed}.pt") for seed in (0, 1)]
+    for seed, out in zip((0, 1), members, strict=True):
+        runs.train_classifier(str(data), out, sigma=0.25, arch="mlp", epochs=1, seed=seed, progress=False)
+    record = runs.fit_sween_weights(str(data), members, tmp_path / "w.json", max_examples=10_000, copies=1, steps=2)
+    (fitted,) = seen["fit"]
+    assert record["examples"] == len(fitted) > 100
+    fitted_rows = {tuple(row.tolist()) for row in fitted.flatten(1)}
+    for trained_on in seen["train"]:
+        assert len(trained_on) + len(fitted) == len(load_digits().x_train)
+        assert not fitted_rows & {tuple(row.tolist()) for row in trained_on.flatten(1)}

@@ -81,3 +81,24 @@ def test_a_killed_search_resumes_with_the_methods_it_had_not_finished(tmp_path, 
     assert cut == [line.rsplit(",", 1)[0] for line in (tmp_path / "whole.csv").read_text().splitlines()]
     with pytest.raises(ValueError, match="another search"):
         experiment.run(tmp_path / "resumed", specs, seed=2, **{**settings, "inputs": 5})
+
+
+@pytest.mark.parametrize("method, params", [("ddrs", {"n_opt": 16, "steps": 15, "lr": 0.05}),
+                                            ("ancer", {"n_opt": 8, "steps": 3, "iso_steps": 3})])
+def test_first_sigma_is_the_one_the_certificate_was_issued_with(method, params):
+    """The table's first_sigma_input is the noise of the violated certificate itself (its recorded sigma, or theta's
+    geometric mean), not a fresh optimisation at its input (which draws other noise and lands elsewhere)."""
+    import rsscale
+    from rsscale.violations import search
+
+    oracle = BallClassifier(torch.zeros(10), radius=2.5)
+    xs = oracle.inputs_at(np.random.default_rng(0).uniform(0.0, 4.0, 12), torch.Generator().manual_seed(0))
+    certifier = rsscale.methods.build(method, model=SoftBall(oracle), num_classes=2, sigma=0.5, device="cpu",
+                                      **BASE, **params)
+    row = search(method, certifier, oracle, xs, torch.Generator().manual_seed(1), random_points=2)
+    assert row["violations"] > 0
+    gen = torch.Generator().manual_seed(1)
+    torch.randint(0, 2**62, (1,), generator=gen)  # the search's first draw: its Monte Carlo seed
+    cert = certifier.certify_many(xs, generator=gen)[row["first_input"]]
+    issued = cert.extra.get("sigma_chosen", cert.extra.get("theta_geomean"))
+    assert row["first_sigma_input"] == issued

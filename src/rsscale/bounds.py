@@ -17,6 +17,9 @@ looser; Stevens 1950), and confidence sequences, valid at every sample count
 simultaneously and therefore at data-dependent stopping times: the
 Krichevsky-Trofimov betting sequence (Ville's inequality) and a union bound
 of Clopper-Pearson bounds over geometric checkpoints (Voracek, NeurIPS 2024).
+
+Every bound is a confidence statement for the confidence ledger (:mod:`rsscale.ledger`: recorded with its alpha
+while an audit records; a confidence sequence as one anytime-valid statement).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from scipy.special import betainc as _betainc
 from scipy.special import betaln as _betaln
 from scipy.stats import beta as _beta
 from scipy.stats import binomtest
+
+from rsscale.ledger import statement
 
 
 def check_alpha(alpha: float) -> float:
@@ -53,6 +58,7 @@ def _scalar_or_array(value):
     return float(value) if value.ndim == 0 else value
 
 
+@statement()
 def clopper_pearson_lower(k, n, alpha: float):
     """One-sided lower (1 - alpha) confidence bound on p from k ~ Bin(n, p)."""
     alpha = check_alpha(alpha)
@@ -62,6 +68,7 @@ def clopper_pearson_lower(k, n, alpha: float):
     return _scalar_or_array(np.where(k == 0, 0.0, bound))
 
 
+@statement()
 def clopper_pearson_upper(k, n, alpha: float):
     """One-sided upper (1 - alpha) confidence bound on p from k ~ Bin(n, p)."""
     alpha = check_alpha(alpha)
@@ -71,6 +78,7 @@ def clopper_pearson_upper(k, n, alpha: float):
     return _scalar_or_array(np.where(k == n, 1.0, bound))
 
 
+@statement()
 def clopper_pearson_interval(k, n, alpha: float):
     """Two-sided (1 - alpha) interval: each side at level alpha / 2."""
     alpha = check_alpha(alpha)
@@ -126,6 +134,7 @@ def _uniforms(shape, u, generator):
     return torch.rand(shape, generator=generator, dtype=torch.float64).numpy()
 
 
+@statement()
 def randomized_clopper_pearson_lower(k, n, alpha: float, u=None, generator=None):
     """Randomized (exact-coverage) one-sided lower bound on p from k ~ Bin(n, p) and an independent U ~ U(0, 1).
 
@@ -167,6 +176,7 @@ def randomized_clopper_pearson_lower(k, n, alpha: float, u=None, generator=None)
     return _scalar_or_array(bound)
 
 
+@statement()
 def randomized_clopper_pearson_upper(k, n, alpha: float, u=None, generator=None):
     """Randomized one-sided upper bound: ``1 - randomized_clopper_pearson_lower(n - k, n, alpha, U)``.
 
@@ -206,6 +216,7 @@ def kt_log_wealth(k, n, m):
     return _log_kt_mixture(k, n) - _log_likelihood(k, n, np.asarray(m, dtype=float))
 
 
+@statement(anytime=True)
 def betting_cs_lower(k, n, alpha: float):
     """Lower end of the KT betting confidence sequence: ``inf {m : W_n(m) < 1/alpha}`` (see :func:`kt_log_wealth`).
 
@@ -231,12 +242,14 @@ def betting_cs_lower(k, n, alpha: float):
     return _scalar_or_array(np.where(k == 0, 0.0, bound))
 
 
+@statement(anytime=True)
 def betting_cs_upper(k, n, alpha: float):
     """Upper end of the KT betting confidence sequence: ``1 - betting_cs_lower(n - k, n, alpha)`` (by symmetry)."""
     k, n = _check_counts(k, n)
     return _scalar_or_array(1.0 - np.asarray(betting_cs_lower(n - k, n, alpha)))
 
 
+@statement(anytime=True)
 def betting_cs(k, n, alpha: float):
     """Both ends of the KT betting sequence: p lies inside at every n, jointly, with probability >= 1 - alpha."""
     return betting_cs_lower(k, n, alpha), betting_cs_upper(k, n, alpha)
@@ -268,6 +281,7 @@ def union_bound_alpha(index, alpha: float):
     return _scalar_or_array(alpha * 6.0 / (math.pi**2 * index.astype(float) ** 2))
 
 
+@statement(anytime=True)
 def union_bound_lower(k, n, index, alpha: float):
     """Clopper-Pearson lower bound at level ``alpha_j`` (:func:`union_bound_alpha`) at checkpoint j = ``index``.
 
@@ -283,6 +297,7 @@ def union_bound_lower(k, n, index, alpha: float):
     return _scalar_or_array(np.where(k == 0, 0.0, bound))
 
 
+@statement(anytime=True)
 def union_bound_upper(k, n, index, alpha: float):
     """Clopper-Pearson upper bound at level ``alpha_j`` at checkpoint j = ``index`` (see :func:`union_bound_lower`)."""
     level = union_bound_alpha(index, alpha)
@@ -292,6 +307,7 @@ def union_bound_upper(k, n, index, alpha: float):
     return _scalar_or_array(np.where(k == n, 1.0, bound))
 
 
+@statement(anytime=True)
 def union_bound_cs(k, n, index, alpha: float):
     """Two-sided union-bound sequence: each side at ``alpha_j / 2``; jointly valid over all checkpoints at alpha."""
     alpha = check_alpha(alpha)

@@ -140,12 +140,12 @@ def cmd_train_denoiser(args) -> None:
 
 
 def cmd_fit_sween(args) -> None:
-    """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen)."""
+    """SWEEN's ensemble weights fitted on noisy copies of held-out training examples (members frozen)."""
     fit = fit_sween_weights(args.data, args.checkpoint, args.out, sigma=args.sigma, max_examples=args.max_examples,
                             copies=args.copies, steps=args.steps, seed=args.seed, device=args.device,
                             parameters=_recorded(args), trust_checkpoint=args.trust_checkpoint)
-    print(f"sween weights at sigma={fit['sigma']} from {fit['examples']} training examples x {args.copies} noisy "
-          f"copies: mixture {', '.join(f'{a:.3f}' for a in fit['mixture'])}")
+    print(f"sween weights at sigma={fit['sigma']} from {fit['examples']} held-out training examples x {args.copies} "
+          f"noisy copies: mixture {', '.join(f'{a:.3f}' for a in fit['mixture'])}")
 
 
 def cmd_certify(args) -> None:
@@ -260,10 +260,10 @@ def cmd_harness(args) -> None:
 def cmd_mutants(args) -> None:
     check_alpha(args.alpha)
     rows = mutation.run(args.out, args.score_out, args.methods, args.seed, args.alpha)
-    survivors = [f"{r['method']}/{r['mutant']}" for r in rows if r["verdict"] != "killed"]
+    survivors = [f"{r['method']}/{r['mutant']}" for r in rows if r["caught_by"] == "none"]
     if survivors:
-        print(f"rsscale: mutants: SURVIVED (the harness lacks power where they err): {', '.join(survivors)}",
-              file=sys.stderr)
+        print(f"rsscale: mutants: SURVIVED (neither killed by the harness nor flagged by the audit): "
+              f"{', '.join(survivors)}", file=sys.stderr)
         if args.strict:
             raise SystemExit(1)
 
@@ -431,10 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON file {"params": {...}} merged over --params (e.g. the weights fit-sween wrote)')
 
     p = command("fit-sween", cmd_fit_sween,
-                "fit SWEEN's ensemble weights on noisy training examples; certify reads them with --params-file",
+                "fit SWEEN's ensemble weights on noisy held-out training examples; certify reads them with "
+                "--params-file",
                 data, sigma, seeded, runtime, trusted)
     p.add_argument("--checkpoint", required=True, nargs="+", help="the ensemble members")
-    p.add_argument("--max-examples", type=int, default=500, help="training examples the weights are fitted on")
+    p.add_argument("--max-examples", type=int, default=500, help="held-out training examples the weights are fitted on")
     p.add_argument("--copies", type=int, default=8, help="Gaussian copies of each example")
     p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps on the weight logits")
     p.add_argument("--out", required=True,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,23 @@ import torch.nn.functional as F
 from rsscale.io import atomic_path, read_weights_only
 
 log = logging.getLogger("rsscale")
+
+#: Share of the training split that no model trains on: a fixed validation part for parameters fitted after
+#: training (SWEEN's ensemble weights), the same for every model of a dataset whatever the model's seed.
+HELD_OUT_FRACTION = 0.1
+HELD_OUT_SEED = 0
+
+
+def held_out_split(count: int, fraction: float = HELD_OUT_FRACTION,
+                   seed: int = HELD_OUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(training, held_out)`` indices into a training split of ``count`` examples: a seeded permutation, its first
+    ``max(1, round(fraction * count))`` entries held out (sorted), the rest for training (sorted)."""
+    if count < 2 or not 0.0 < fraction < 1.0:
+        raise ValueError(f"a held-out part needs >= 2 training examples and a fraction in (0, 1), got {count} "
+                         f"examples and fraction {fraction}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    size = min(count - 1, max(1, round(fraction * count)))
+    return order[size:].sort().values, order[:size].sort().values
 
 
 @dataclass
@@ -51,6 +68,18 @@ class Dataset:
     @property
     def dim(self) -> int:
         return math.prod(self.input_shape)
+
+    def training_part(self) -> Dataset:
+        """This dataset with the held-out part (:func:`held_out_split`) removed from the training split: what models
+        train on."""
+        keep, _ = held_out_split(len(self.x_train))
+        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+                       meta={**self.meta, "held_out_fraction": HELD_OUT_FRACTION})
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out training examples and their labels (:func:`held_out_split`), which no model trains on."""
+        _, held = held_out_split(len(self.x_train))
+        return self.x_train[held], self.y_train[held]
 
     def validate(self, where: str = "") -> Dataset:
         """Return ``self``, or raise a ValueError (prefixed by ``where``) naming what makes it unusable.

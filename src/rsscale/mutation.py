@@ -21,6 +21,14 @@ rejects ``rate <= alpha`` after Holm's correction), and SURVIVES otherwise --
 then the harness lacks power where that error lives.  The *mutation score*
 of a family is ``killed / total`` over its mutants.
 
+Next to the statistical verdict runs a deterministic one, the *confidence-budget audit* (:func:`audit_case`): the
+mutant's case, a few inputs per position, each certification recorded in a :mod:`rsscale.ledger`; the mutant is
+FLAGGED when some certification relies on statements whose alphas sum to more than the case's alpha (the union
+bound) or uses one draw both to select and to estimate (independence).  An alpha mistake in a family whose bounds
+are conservative leaves no statistical trace at affordable trials, but it always leaves this one.  A mutant is
+*caught* when it is killed or flagged; the score counts both.  A mutant neither catches stays a survivor with its
+reason (``gap``).
+
 Every family that claims soundness declares at least a doubled-alpha mutant
 (:data:`DOUBLED_ALPHA`: every share of its alpha doubled), and one that reuses
 its selection draws for estimation (:data:`REUSED_SELECTION`) where it has a
@@ -37,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rsscale import harness, methods
+from rsscale import harness, ledger, methods
 from rsscale.methods.base import Certifier
 
 #: The kind of the mutant every family claiming soundness declares: each share of its alpha doubled.
@@ -46,8 +54,10 @@ DOUBLED_ALPHA = "doubled alpha"
 REUSED_SELECTION = "reused selection"
 #: Columns of the ``mutation`` table (one row per mutant) and of the ``mutation_score`` table (one row per family).
 COLUMNS = ["method", "mutant", "kind", "case", "trials", "positions", "killed_at", "worst_rate", "alpha", "verdict",
-           "gap", "seconds"]
-SCORE_COLUMNS = ["method", "mutants", "killed", "score", "survivors"]
+           "audit", "finding", "caught_by", "gap", "seconds"]
+SCORE_COLUMNS = ["method", "mutants", "killed", "flagged", "caught", "score", "survivors"]
+#: Inputs per position of the confidence-budget audit (each certified alone, in its own ledger).
+AUDIT_TRIALS = 2
 REUSED_DESCRIPTION = "c_A selected from the estimation draws (no separate selection samples)"
 
 
@@ -210,20 +220,62 @@ def case_of(mutant: Mutant) -> harness.Case:
     return next(c for c in harness.declared_cases(mutant.method) if c.name == mutant.case)
 
 
+class _Audited:
+    """A certifier whose every certification (one input at a time) is recorded in its own ledger and audited at the
+    level ``alpha``; the findings accumulate in ``findings``."""
+
+    def __init__(self, certifier: Certifier, alpha: float, findings: list[str]):
+        self.certifier, self.alpha, self.findings = certifier, alpha, findings
+
+    def certify_many(self, xs, generator=None):
+        certs = []
+        for x in xs:
+            with ledger.recording() as book:
+                certs += self.certifier.certify_many(x[None], generator=generator)
+            self.findings += [f for f in ledger.audit(book, self.alpha) if f not in self.findings]
+        return certs
+
+    def __getattr__(self, name: str):
+        return getattr(self.certifier, name)
+
+
+def audit_case(entry: harness.Case, factory: harness.Factory | None = None, alpha: float = 0.05, seed: int = 0,
+               trials: int = AUDIT_TRIALS) -> list[str]:
+    """The confidence-budget audit of ``entry``'s family as ``factory`` builds it (default: as registered): the case
+    at ``trials`` inputs per position, each certification audited (:func:`rsscale.ledger.audit`) against the case's
+    ``alpha``; the distinct findings (empty: it passes).  The verdicts of the case itself are not used."""
+    build = factory or methods.build
+    findings: list[str] = []
+
+    def audited(name: str, **kwargs) -> Certifier:
+        certifier = build(name, **kwargs)
+        return _Audited(certifier, alpha, findings) if name == entry.method else certifier
+
+    harness.run_case(entry, trials, seed, alpha, audited)
+    return findings
+
+
 def run_mutant(mutant: Mutant, seed: int = 0, alpha: float = 0.05, trials: int | None = None,
                control: bool = False) -> dict:
     """Run the mutant's case with the mutant injected (or, with ``control``, the correct certifier) at its trials per
-    position (or ``trials``); a row of :data:`COLUMNS`: ``killed`` when the case fails, else ``survived``."""
+    position (or ``trials``), and its confidence-budget audit (:func:`audit_case`); a row of :data:`COLUMNS`: verdict
+    ``killed`` when the case fails, else ``survived``; audit ``flagged`` when the audit finds a fault, else
+    ``passed``; ``caught_by`` harness, audit, both or none."""
     entry = case_of(mutant)
     count = mutant.trials if trials is None else int(trials)
+    factory = None if control else injecting(mutant)
     tic = time.perf_counter()
-    outcome = harness.run_case(entry, count, seed, alpha, None if control else injecting(mutant))
+    outcome = harness.run_case(entry, count, seed, alpha, factory)
     rows = harness.summarize(entry, outcome, alpha, sound=True)
     failed = [row["position"] for row in rows if row["verdict"] == "FAIL"]
+    findings = audit_case(entry, factory, alpha, seed)
+    killed = harness.case_fails(rows)
+    caught = [who for who, hit in (("harness", killed), ("audit", bool(findings))) if hit]
     return {"method": mutant.method, "mutant": "(correct)" if control else mutant.name, "kind": mutant.kind,
             "case": mutant.case, "trials": count, "positions": len(rows), "killed_at": " ".join(failed) or "-",
             "worst_rate": max(row["rate"] for row in rows), "alpha": alpha,
-            "verdict": "killed" if harness.case_fails(rows) else "survived", "gap": mutant.gap or "-",
+            "verdict": "killed" if killed else "survived", "audit": "flagged" if findings else "passed",
+            "finding": "; ".join(findings) or "-", "caught_by": "+".join(caught) or "none", "gap": mutant.gap or "-",
             "seconds": time.perf_counter() - tic}
 
 
@@ -250,18 +302,24 @@ def run_mutations(names: Sequence[str] | None = None, seed: int = 0, alpha: floa
 
 
 def scores(rows: Sequence[Mapping]) -> list[dict]:
-    """The mutation score per family of the mutant rows: mutants, killed, ``killed / total`` and the survivors."""
+    """The mutation score per family of the mutant rows: mutants, killed by the harness, flagged by the audit, caught
+    by either, the score ``caught / total`` and the survivors (caught by neither)."""
     by_method: dict[str, list[Mapping]] = {}
     for row in rows:
         by_method.setdefault(row["method"], []).append(row)
-    return [{"method": method, "mutants": len(found), "killed": sum(r["verdict"] == "killed" for r in found),
-             "score": f"{sum(r['verdict'] == 'killed' for r in found)}/{len(found)}",
-             "survivors": " ".join(r["mutant"] for r in found if r["verdict"] != "killed") or "-"}
-            for method, found in by_method.items()]
+    rows = []
+    for method, found in by_method.items():
+        caught = [r["caught_by"] != "none" for r in found]
+        rows.append({"method": method, "mutants": len(found), "killed": sum(r["verdict"] == "killed" for r in found),
+                     "flagged": sum(r["audit"] == "flagged" for r in found), "caught": sum(caught),
+                     "score": f"{sum(caught)}/{len(found)}",
+                     "survivors": " ".join(r["mutant"] for r, c in zip(found, caught, strict=True) if not c) or "-"})
+    return rows
 
 
 def format_row(row: Mapping) -> str:
     """The one-line summary of a mutant's row."""
     return (f"{row['method']}/{row['mutant']} on {row['case']} ({row['trials']} trials x {row['positions']} "
             f"positions): {row['verdict']} (failed at: {row['killed_at']}; worst rate {row['worst_rate']:.4f}, alpha "
-            f"{row['alpha']:g}; {row['seconds']:.1f} s)")
+            f"{row['alpha']:g}); audit {row['audit']} ({row['finding']}); caught by {row['caught_by']} "
+            f"({row['seconds']:.1f} s)")

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from rsscale import ledger
 from rsscale.bounds import binomial_test_pvalue, check_alpha, clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.noise import NoiseDistribution, check_scale_bound
@@ -101,13 +102,17 @@ def abstains(p_lower):
 
 def select(sampler: Sampler, xs: torch.Tensor, n0: int, generator=None, progress=None) -> torch.Tensor:
     """SELECT: c_A of each input, the most frequent class of ``n0`` noisy samples."""
-    return sampler.counts(xs, n0, generator, progress).argmax(dim=1)
+    counts = sampler.counts(xs, n0, generator, progress)
+    ledger.use("selection", counts)
+    return counts.argmax(dim=1)
 
 
 def estimate(sampler: Sampler, xs: torch.Tensor, n: int, top: torch.Tensor, generator=None,
              progress=None) -> np.ndarray:
     """ESTIMATE: how many of ``n`` fresh noisy samples of each input are classified ``top`` (its c_A)."""
-    return sampler.counts(xs, n, generator, progress).gather(1, top[:, None]).squeeze(1).numpy()
+    counts = sampler.counts(xs, n, generator, progress)
+    ledger.use("estimation", counts)
+    return counts.gather(1, top[:, None]).squeeze(1).numpy()
 
 
 class SmoothedClassifier:

@@ -14,7 +14,9 @@ level can reach points where the level the method picks gives the other class.
 The search certifies inputs at distances ``U(0, far)`` from c, then for each certified ball (x, class k, radius r)
 tries the points ``x + f r u`` for u the unit vectors towards c and away from it (the rays along which g changes)
 and ``random_points`` uniformly random directions, at each fraction f of :data:`FRACTIONS` (the last one, 0.999,
-is the boundary), asks the method for its noise at those points and counts a *violation* where g(x') != k.  A
+is the boundary), asks the method for its noise at those points and counts a *violation* where g(x') != k.  The
+table's ``first_sigma_input`` is the noise the first violated certificate was issued with
+(:func:`certified_level`), ``first_sigma_point`` the noise the method picks at the violating point.  A
 sound certificate (constant noise: Cohen; ISRS) is violated only with probability <= alpha per input (through its
 confidence bound), so the count is the evidence: a violation of an unsound method is a concrete counterexample.
 Each method says which noise it picks at a point itself (:attr:`rsscale.methods.base.Certifier.noise_at`).
@@ -94,7 +96,6 @@ def search(label: str, certifier: Certifier, oracle: BallClassifier, xs: torch.T
     start = time.perf_counter()
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
     certs = certifier.certify_many(xs, generator=generator)
-    own = certifier.noise_at(xs, generator)
     row = {"method": label, "sound": methods.info(method).sound, "inputs": len(xs), "points": 0, "violations": 0,
            "inputs_violated": 0, **{c: math.nan for c in COLUMNS if c.startswith("first_")}}
     row["certified"] = sum(c.prediction != ABSTAIN for c in certs)
@@ -118,10 +119,20 @@ def search(label: str, certifier: Certifier, oracle: BallClassifier, xs: torch.T
                 row.update(first_input=i, first_distance=float(oracle.distances(xs[i:i + 1])[0]),
                            first_class=cert.prediction, first_radius=cert.radius,
                            first_offset=float((points[j].flatten().double() - flat[i]).norm()),
-                           first_sigma_input=_level(own[i]), first_sigma_point=_level(levels[j]),
+                           first_sigma_input=certified_level(cert, certifier), first_sigma_point=_level(levels[j]),
                            first_class_point=int(classes[j]))
     row["seconds"] = time.perf_counter() - start
     return row
+
+
+def certified_level(cert, certifier: Certifier) -> float:
+    """The noise level the certificate was issued with (not a fresh choice at its input): the input-dependent sigma
+    it recorded (``sigma_chosen``), the geometric mean of its diagonal theta (``theta_geomean``), else the
+    certifier's constant sigma."""
+    for key in ("sigma_chosen", "theta_geomean"):
+        if key in cert.extra:
+            return float(cert.extra[key])
+    return float(certifier.sigma)
 
 
 def _level(level) -> float:

@@ -11,7 +11,7 @@ if EXTRA_RUNS:
 if EXTRA:
 
     rule fit_sween_weights:
-        """SWEEN's ensemble weights, fitted on noisy training examples with the members frozen."""
+        """SWEEN's ensemble weights, fitted on noisy held-out training examples (no member trains on them), members frozen."""
         input:
             data=f"results/data/{EXTRA['dataset']}.pt",
             members=extra_information.members(PLAN),

@@ -1,5 +1,6 @@
 """Mutation score: every declared mutant of every family run on the harness case that must catch it
-(:mod:`rsscale.mutation`, ``rsscale mutants``), killed or surviving, and each family's score ``killed / total``.  The
+(:mod:`rsscale.mutation`, ``rsscale mutants``), killed or surviving, flagged or passed by the confidence-budget audit,
+and each family's score ``caught / total``.  The
 command writes the ``mutation`` table (one row per mutant) and the ``mutation_score`` table (one row per family); a
 surviving mutant is reported there (and fails the command with ``--strict``)."""
 
@@ -14,7 +15,7 @@ from rsscale.experiments.tables import write_table
 from rsscale.io import RowWriter, read_rows
 
 #: Columns of the mutant rows that are text, and those that are counts.
-TEXT_COLUMNS = ("method", "mutant", "kind", "case", "killed_at", "verdict", "gap")
+TEXT_COLUMNS = ("method", "mutant", "kind", "case", "killed_at", "verdict", "audit", "finding", "caught_by", "gap")
 COUNT_COLUMNS = ("trials", "positions")
 
 
@@ -39,9 +40,12 @@ def run(out: str | Path, score_out: str | Path, names: Sequence[str] | None = No
                 caption=f"Mutation suite: deliberately wrong certifiers, each on the harness case that must catch it "
                         f"(alpha = {alpha:g}; trials per position; killed: some position FAILs, Holm-corrected as in "
                         f"the soundness table; killed_at: the positions that FAIL; worst_rate: the highest violation "
-                        f"rate over the case's positions)")
+                        f"rate over the case's positions; audit: the confidence-budget audit, flagged when the alphas "
+                        f"a certificate relies on sum to more than alpha or one draw both selects and estimates; "
+                        f"caught_by: harness, audit or both)")
     write_table(mutation.scores(rows), mutation.SCORE_COLUMNS, score_out,
-                caption="Mutation score per family: mutants killed by the soundness harness / mutants declared")
+                caption="Mutation score per family: mutants caught (killed by the soundness harness or flagged by "
+                        "the confidence-budget audit) / mutants declared")
     return rows
 
 

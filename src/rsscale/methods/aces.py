@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsscale import harness, mutation
+from rsscale import harness, ledger, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import ABSTAIN, Certificate
 from rsscale.methods.base import Certifier, register
@@ -131,8 +131,11 @@ class Aces(Certifier):
         c, buckets = self.num_classes, len(order) + 1
         start = time.perf_counter()
         sampler = self.new_sampler(self.noise, c * buckets, entropy_vote(c, order))
-        top = sampler.counts(xs, self.n0, generator).view(len(xs), c, buckets).sum(2).argmax(dim=1)
-        joint = sampler.counts(xs, self.n, generator).view(len(xs), c, buckets)
+        selection, estimation = sampler.counts(xs, self.n0, generator), sampler.counts(xs, self.n, generator)
+        ledger.use("selection", selection)
+        ledger.use("estimation", estimation)
+        top = selection.view(len(xs), c, buckets).sum(2).argmax(dim=1)
+        joint = estimation.view(len(xs), c, buckets)
         hits = joint[torch.arange(len(xs)), top].sum(1).numpy()
         selected_counts = joint.sum(1).cumsum(1).numpy()  # [:, k] = #{entropy <= theta_k}
         core = self.core_predictions(xs)

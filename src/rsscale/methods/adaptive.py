@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness, mutation
+from rsscale import harness, ledger, mutation
 from rsscale.bounds import (
     betting_cs_lower,
     betting_cs_upper,
@@ -95,7 +95,9 @@ def scaled_stages(stages: Sequence[float], n: int) -> list[int]:
 def _fixed_n_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     """A mutant's step (:meth:`Adaptive.mutants`): Clopper-Pearson bounds for a fixed n = t at every checkpoint, valid
     at each checkpoint alone but not at a data-dependent stopping time."""
-    return clopper_pearson_lower(k, t, self.alpha), clopper_pearson_upper(k, t, self.beta)
+    lower = clopper_pearson_lower(k, t, self.alpha)
+    with ledger.auxiliary():
+        return lower, clopper_pearson_upper(k, t, self.beta)
 
 
 @register
@@ -175,13 +177,15 @@ class Adaptive(Certifier):
             if not len(rows):
                 break
             selection = self.sampler.counts(xs[torch.from_numpy(rows)], self.n0, generator)
+            ledger.use("selection", selection)
             state["candidate"][rows] = selection.argmax(dim=1).numpy()
             hits = self._hits(xs, rows, state["candidate"][rows], size, generator)
             state["count"][rows], state["checks"][rows] = hits, j
             state["samples"][rows] += size
             state["passes"][rows] += self.n0 + size
             state["lower"][rows] = np.atleast_1d(clopper_pearson_lower(hits, size, self.level("stage")))
-            state["upper"][rows] = np.atleast_1d(clopper_pearson_upper(hits, size, self.beta / max(s - 1, 1)))
+            with ledger.auxiliary():  # the upper bound only rules out (abstains) early
+                state["upper"][rows] = np.atleast_1d(clopper_pearson_upper(hits, size, self.beta / max(s - 1, 1)))
             rows = self._decide(state, rows, can_rule_out=j < s)
         return state
 
@@ -189,6 +193,7 @@ class Adaptive(Certifier):
         """One selection, then batches up to the checkpoints; the betting or union-bound sequence after each."""
         state = self._empty_state(len(xs))
         selection = self.sampler.counts(xs, self.n0, generator)
+        ledger.use("selection", selection)
         state["candidate"][:] = selection.argmax(dim=1).numpy()
         state["passes"][:] = self.n0
         rows = np.arange(len(xs))
@@ -210,9 +215,10 @@ class Adaptive(Certifier):
     def sequence_bounds(self, k: np.ndarray, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:
         """The confidence sequence's lower (level alpha) and upper (level beta) bounds after ``k`` hits of ``t`` draws,
         at checkpoint ``j``: valid at every checkpoint at once."""
-        if self.strategy == "betting":
-            return betting_cs_lower(k, t, self.alpha), betting_cs_upper(k, t, self.beta)
-        return union_bound_lower(k, t, j, self.alpha), union_bound_upper(k, t, j, self.beta)
+        betting = self.strategy == "betting"
+        lower = betting_cs_lower(k, t, self.alpha) if betting else union_bound_lower(k, t, j, self.alpha)
+        with ledger.auxiliary():  # the upper bound only rules out (abstains) early
+            return lower, betting_cs_upper(k, t, self.beta) if betting else union_bound_upper(k, t, j, self.beta)
 
     def level(self, statement: str) -> float:
         """Each ``stage``'s lower bound of Horvath et al.'s staging at alpha / s (s stages)."""

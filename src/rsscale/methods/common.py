@@ -19,11 +19,19 @@ from rsscale.sampling import Sampler
 from rsscale.smooth import SmoothedClassifier, abstains, check_sample_size, estimate, select
 
 
-def check_steps(steps) -> int:
-    """``steps`` as an int, or raise if it is not an integer >= 0."""
+def check_steps(steps, what: str = "steps") -> int:
+    """``steps`` as an int, or raise (naming ``what``) if it is not an integer >= 0."""
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        raise ValueError(f"{what} must be an integer >= 0, got {steps!r}")
     return int(steps)
+
+
+def check_rate(lr, what: str = "lr") -> float:
+    """A learning rate as a float, or raise (naming ``what``) if it is not a finite number > 0."""
+    rate = float(lr)
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"{what} must be a finite number > 0, got {lr}")
+    return rate
 
 
 def check_sigma_range(low, high, what: str) -> tuple[float, float]:
@@ -117,9 +125,7 @@ class OptimisedNoiseCertifier(Certifier):
         self.check_sampling(sigma, n0, n, alpha)
         self.n_opt = check_sample_size("n_opt", n_opt)
         self.steps = check_steps(steps)
-        self.lr = float(lr)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        self.lr = check_rate(lr)
         if not isinstance(memory, bool):
             raise ValueError(f"memory must be true or false, got {memory!r}")
         self.memory = Memory() if memory else None

@@ -52,6 +52,41 @@ def soft_radius(model, xs: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tens
     return sigmas / 2 * (torch.special.ndtri(top[:, 0]) - torch.special.ndtri(top[:, 1]))
 
 
+#: DDRS's defaults here (not the paper's: see the module docstring): ascent steps, learning rate, sigma range.
+STEPS, LR, LOW, HIGH = 100, 0.01, 0.25, 4.0
+
+
+def isotropic_sigmas(model, xs: torch.Tensor, sigma: float, steps: int, lr: float, n_opt: int,
+                     sigma_range: tuple[float, float], batch_size: int, device,
+                     generator=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DDRS's per-input isotropic sigma (module docstring): ``steps`` ascent steps on the soft radius from ``sigma``,
+    kept in ``[low sigma, high sigma]`` for ``sigma_range = (low, high)``, inputs in chunks of ``batch_size //
+    n_opt``.  Returns the chosen sigma, the soft radius at the start and at the end (each from that step's draws),
+    per input.  ANCER starts from (and is floored at) this sigma."""
+    gen = device_generator(generator, device)
+    xs = xs.to(device, torch.float32)
+    chosen, first, last = [], [], []
+    lo, hi = sigma_range[0] * sigma, sigma_range[1] * sigma
+    for part in xs.split(max(1, batch_size // n_opt)):
+        sigmas = torch.full((len(part),), sigma, device=device)
+        start = end = torch.full((len(part),), math.nan)
+        for step in range(steps):
+            sigmas.requires_grad_(True)
+            eps = torch.randn((len(part), n_opt, *part.shape[1:]), generator=gen, device=device)
+            with torch.enable_grad():
+                radius = soft_radius(model, part, sigmas, eps)
+                grad = (torch.autograd.grad(radius.sum(), sigmas)[0] if radius.requires_grad
+                        else torch.zeros_like(sigmas))
+            end = radius.detach().cpu()
+            if step == 0:
+                start = end
+            sigmas = (sigmas.detach() + lr * grad).clamp(lo, hi)
+        chosen.append(sigmas.detach().cpu())
+        first.append(start)
+        last.append(end)
+    return (torch.cat(chosen).double().numpy(), torch.cat(first).double().numpy(), torch.cat(last).double().numpy())
+
+
 @register
 class DDRS(OptimisedNoiseCertifier):
     """Gradient ascent on each input's sigma of the soft radius, then Cohen at that sigma (module docstring)."""
@@ -65,7 +100,7 @@ class DDRS(OptimisedNoiseCertifier):
     settings_fields = ("sigma", "n0", "n", "alpha", "n_opt", "steps", "lr", "low", "high")
 
     def __init__(self, model, num_classes: int, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-                 n_opt: int = 100, steps: int = 100, lr: float = 0.01, low: float = 0.25, high: float = 4.0,
+                 n_opt: int = 100, steps: int = STEPS, lr: float = LR, low: float = LOW, high: float = HIGH,
                  memory: bool = False, batch_size: int = 1000, device=None):
         super().__init__(model, num_classes, sigma, n0, n, alpha, n_opt, steps, lr, memory, batch_size, device)
         self.low, self.high = check_sigma_range(low, high, "sigma")
@@ -74,30 +109,8 @@ class DDRS(OptimisedNoiseCertifier):
 
     def optimise_sigmas(self, xs: torch.Tensor, generator=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chosen sigma, soft radius at the start and at the end (each from that step's draws), per input."""
-        gen = device_generator(generator, self.device)
-        xs = xs.to(self.device, torch.float32)
-        chosen, first, last = [], [], []
-        lo, hi = self.low * self.sigma, self.high * self.sigma
-        chunk = max(1, self.batch_size // self.n_opt)
-        for part in xs.split(chunk):
-            sigmas = torch.full((len(part),), self.sigma, device=self.device)
-            start = end = torch.full((len(part),), math.nan)
-            for step in range(self.steps):
-                sigmas.requires_grad_(True)
-                eps = torch.randn((len(part), self.n_opt, *part.shape[1:]), generator=gen, device=self.device)
-                with torch.enable_grad():
-                    radius = soft_radius(self.model, part, sigmas, eps)
-                    grad = (torch.autograd.grad(radius.sum(), sigmas)[0] if radius.requires_grad
-                            else torch.zeros_like(sigmas))
-                end = radius.detach().cpu()
-                if step == 0:
-                    start = end
-                sigmas = (sigmas.detach() + self.lr * grad).clamp(lo, hi)
-            chosen.append(sigmas.detach().cpu())
-            first.append(start)
-            last.append(end)
-        return (torch.cat(chosen).double().numpy(), torch.cat(first).double().numpy(),
-                torch.cat(last).double().numpy())
+        return isotropic_sigmas(self.model, xs, self.sigma, self.steps, self.lr, self.n_opt, (self.low, self.high),
+                                self.batch_size, self.device, generator)
 
     def certify_batch(self, xs: torch.Tensor, generator: torch.Generator) -> list[Certificate]:
         start = time.perf_counter()

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from rsscale import harness, mutation
+from rsscale import harness, ledger, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -137,7 +137,9 @@ class Dipole(Certifier):
         start = time.perf_counter()
         top = select(self.selector, xs, self.n0, generator)
         c = self.num_classes
-        joint = self.paired.counts(xs, 2 * self.pairs, generator)[:, : c * c].view(len(xs), c, c)
+        pairs = self.paired.counts(xs, 2 * self.pairs, generator)
+        ledger.use("estimation", pairs)
+        joint = pairs[:, : c * c].view(len(xs), c, c)
         rows = torch.arange(len(xs))
         both = joint[rows, top, top].numpy()
         plus_only = joint[rows, top].sum(1).numpy() - both

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from rsscale import harness, mutation
+from rsscale import harness, ledger, mutation
 from rsscale.bounds import check_alpha, clopper_pearson_interval, clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -156,9 +156,11 @@ class ISS(Certifier):
         """
         start = time.perf_counter()
         pilot = self.sampler.counts(xs, self.n0, generator)
+        ledger.use("selection", pilot)
         top = pilot.argmax(dim=1)
         k0 = pilot.gather(1, top[:, None]).squeeze(1).numpy()
-        pilot_lower, pilot_upper = (np.atleast_1d(b) for b in clopper_pearson_interval(k0, self.n0, self.alpha))
+        with ledger.auxiliary():  # the pilot's interval only sizes the estimate (or abstains)
+            pilot_lower, pilot_upper = (np.atleast_1d(b) for b in clopper_pearson_interval(k0, self.n0, self.alpha))
         chosen = iss_sample_size(self.table, pilot_lower, pilot_upper)
         if self.reuse_pilot:  # the estimate counts the pilot: draw up to max(chosen, n0) in total
             drawn = np.where(chosen > 0, np.maximum(chosen, self.n0) - self.n0, 0)
@@ -166,6 +168,9 @@ class ISS(Certifier):
         else:  # fresh samples only
             drawn = used = chosen
         extra = counts_per_input(self.sampler, xs, drawn, generator)
+        ledger.use("estimation", extra)
+        if self.reuse_pilot:
+            ledger.use("estimation", pilot)
         k = extra.gather(1, top[:, None]).squeeze(1).numpy() + (k0 if self.reuse_pilot else 0)
         estimated = used > 0  # chosen = 0: the table says abstain, no estimate (both branches below are evaluated)
         bound = clopper_pearson_lower(np.where(estimated, k, 0), np.where(estimated, used, 1), self.alpha)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from rsscale import harness
+from rsscale import harness, ledger
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -40,8 +40,10 @@ from rsscale.smooth import check_sample_size
 
 
 def _cohen_radius(sigmas, counts, n: int, alpha: float) -> np.ndarray:
-    """``sigma Phi^-1(CP_lower(k, n, alpha))`` per input (negative below 1/2; -inf never: the bound is clipped)."""
-    p = np.clip(np.atleast_1d(clopper_pearson_lower(counts, n, alpha)), 1e-12, 1.0)
+    """``sigma Phi^-1(CP_lower(k, n, alpha))`` per input (negative below 1/2; -inf never: the bound is clipped); a
+    search estimate on its own draws, which only steers the choice of sigma (auxiliary for the ledger)."""
+    with ledger.auxiliary():
+        p = np.clip(np.atleast_1d(clopper_pearson_lower(counts, n, alpha)), 1e-12, 1.0)
     return np.asarray(sigmas) * ndtri(p)
 
 

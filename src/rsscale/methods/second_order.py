@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from scipy.special import gammaincc, gammaln, ndtr, ndtri
 
-from rsscale import harness, mutation
+from rsscale import harness, ledger, mutation
 from rsscale.bounds import clopper_pearson_lower
 from rsscale.certificate import Certificate
 from rsscale.methods.base import Certifier, register
@@ -73,6 +73,7 @@ def stein_deviation(n: int, dim: int, bound: float, alpha: float) -> float:
     return (c + math.sqrt(c * c + 2.0 * n * dim * log_term)) / n
 
 
+@ledger.statement()
 def gradient_upper_bound(mean_norm, n: int, dim: int, alpha: float, truncation: float = 8.0):
     """Upper confidence bound (level 1 - alpha) on ``s ||grad p||`` from ``||mean Y||`` (module docstring)."""
     bound = math.sqrt(dim) + truncation

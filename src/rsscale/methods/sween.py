@@ -1,9 +1,11 @@
-"""SWEEN: a learned weighted ensemble as the base classifier (Liu et al., "SWEEN: Secure Weighted Ensemble of
-Neural Networks for randomized smoothing", 2024).
+"""SWEEN, smoothed weighted ensembling: a learned weighted ensemble as the base classifier (Liu, Feng, Wang and Dong,
+"Enhancing Certified Robustness via Smoothed Weighted Ensembling", 2020, arXiv:2005.09363).
 
 Base classifier ``f(x) = argmax_c F_c(x)``, ``F(x) = sum_j a_j softmax(z_j(x))``, ``a = softmax(w)``.  The weights w
-are fitted once, on held-out inputs with Gaussian noise, by minimising the cross-entropy ``-log F_y(x + e)`` of the
-mixture (:func:`fit_weights`); certification is Cohen's CERTIFY on f, unchanged.
+are fitted once, with the members frozen, by minimising the cross-entropy ``-log F_y(x + e)`` of the mixture on
+Gaussian copies of held-out examples (:func:`fit_weights`): in the study the held-out part of the training split
+(:meth:`rsscale.data.Dataset.held_out`), which no member trains on, so the weights are not fitted to the members'
+memorised training examples.  Certification is Cohen's CERTIFY on f, unchanged.
 
 Adaptive prediction: evaluate the members in decreasing weight ``a_(1) >= a_(2) >= ...``; after m of them, with
 partial sums ``S_c = sum_{j <= m} a_(j) softmax_c`` and remaining weight ``W = sum_{j > m} a_(j)``, stop when the top
@@ -137,7 +139,7 @@ class SWEEN(EnsembleCertifier):
     """Cohen's CERTIFY on the weighted ensemble of ``model`` (a list of members) with weight logits ``weights``."""
 
     name = "sween"
-    summary = "SWEEN (Liu et al. 2024): learned softmax-weighted ensemble, adaptive early exit; Cohen"
+    summary = "SWEEN (Liu et al. 2020): learned softmax-weighted ensemble, adaptive early exit; Cohen"
     settings_fields = ("sigma", "n0", "n", "alpha", "members", "weights", "adaptive")
 
     def __init__(self, model, num_classes: int, sigma: float, weights=None, adaptive: bool = True, n0: int = 100,

@@ -50,11 +50,13 @@ def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "c
     """Train a base classifier on ``data`` with a registered objective; write the checkpoint ``out`` and its sidecar
     (recording ``parameters``).  Returns the training report and the checkpoint's metadata.
 
-    The architecture parameters the dataset determines are filled in; ``projected`` fits its PCA subspace (rank
-    ``arch_params["rank"]``) on the training inputs before training its base network.
+    The model sees only the training part of the training split (:meth:`rsscale.data.Dataset.training_part`: the
+    held-out part is kept for fitting SWEEN's weights).  The architecture parameters the dataset determines are
+    filled in; ``projected`` fits its PCA subspace (rank ``arch_params["rank"]``) on the training inputs before
+    training its base network.
     """
     started = utc_now()
-    dataset = Dataset.load(data)
+    dataset = Dataset.load(data).training_part()
     arch_params = dict(arch_params or {})
     projected = arch == "projected"
     if projected:  # the base network sees the projection onto the top-rank PCA subspace, fitted below
@@ -109,7 +111,8 @@ def train_denoiser_for(data: str, classifier: str, out: str | Path, *, sigma: fl
 def fit_sween_weights(data: str, checkpoints: Sequence[str], out: str | Path, *, sigma: float | None = None,
                       max_examples: int = 500, copies: int = 8, steps: int = 300, seed: int = 0, device: str = "cpu",
                       parameters: dict | None = None, trust_checkpoint: bool = False) -> dict:
-    """SWEEN's ensemble weights fitted on noisy copies of training examples (members frozen).
+    """SWEEN's ensemble weights fitted on noisy copies of held-out training examples (members frozen): the
+    dataset's held-out part (:meth:`rsscale.data.Dataset.held_out`), which :func:`train_classifier` never trains on.
 
     Writes the JSON record ``out`` that ``certify --params-file`` reads (``{"params": {"weights": [...]}, "fit":
     {...}}`` with the provenance fields) and returns its ``fit`` entry (examples, copies, steps, sigma, mixture).
@@ -119,10 +122,11 @@ def fit_sween_weights(data: str, checkpoints: Sequence[str], out: str | Path, *,
     dataset = Dataset.load(data)
     loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
     sigma = training_sigma(loaded[0][1], sigma, checkpoints[0])
-    examples = min(max_examples, len(dataset.x_train))
+    x_held, y_held = dataset.held_out()
+    examples = min(max_examples, len(x_held))
     generator = torch.Generator().manual_seed(derived_seed(seed, 0))
-    pick = torch.randperm(len(dataset.x_train), generator=generator)[:examples]
-    weights = fit_weights([m for m, _ in loaded], dataset.x_train[pick], dataset.y_train[pick], sigma,
+    pick = torch.randperm(len(x_held), generator=generator)[:examples]
+    weights = fit_weights([m for m, _ in loaded], x_held[pick], y_held[pick], sigma,
                           copies=copies, steps=steps, generator=generator)
     mixture = torch.softmax(torch.tensor(weights), 0).tolist()
     record = {"examples": examples, "copies": copies, "steps": steps, "sigma": sigma, "mixture": mixture}
