@@ -14,7 +14,6 @@ from a committed throughput table, and ``overhead`` a measured per-job start (Py
 
 from __future__ import annotations
 
-import csv
 import inspect
 import json
 import math
@@ -28,6 +27,7 @@ import torch
 
 from rsscale import methods
 from rsscale.experiments.plan import Plan, check_config
+from rsscale.io import read_rows
 
 #: Rules of the study that only write tables, figures, macros or the manifest: one job each, fixed overhead only.
 REPORT_RULES = "report"
@@ -249,8 +249,7 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
 def _rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"{path}: the committed reference table that prices this rule is missing")
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return read_rows(path, text_columns=("method", "case", "model", "arch"))
 
 
 def _oracle_jobs(config: dict, reference: Path) -> list[Job]:
