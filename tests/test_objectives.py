@@ -464,7 +464,8 @@ def digits(tmp_path_factory):
 
 def train(root, out, *extra):
     return main(["train", "--data", str(root / "d.pt"), "--sigma", "0.25", "--epochs", "1", "--arch-params", TINY,
-                 "--out", str(out), "--batch-size", "128", "--quiet", "--device", "cpu", *extra])
+                 "--out", str(out), "--batch-size", "128", "--quiet", "--device", "cpu", "--collapse", "finding",
+                 *extra])
 
 
 @pytest.mark.parametrize("name, params, per_example", [
@@ -485,15 +486,15 @@ def test_cli_trains_each_objective_end_to_end(digits, name, params, per_example)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["objective"]["objective"] == name
     training = sidecar["training"]
-    assert training["examples"] == 1437 and training["steps"] == 12
-    assert training["forward_passes"] == per_example * 1437
+    assert training["examples"] == 1295 and training["steps"] == 11  # 142 of the 1437 held out
+    assert training["forward_passes"] == per_example * 1295
     assert training["forward_per_example"] == per_example
     assert training["seconds"] > 0
     assert sidecar["parameters"]["objective_params"] == params
     if name == "macer":
         assert sidecar["objective"]["k"] == 8 and sidecar["objective"]["lam"] == 12.0
     if name == "crt":
-        assert training["backward_passes"] == 1437 and len(sidecar["objective"]["teacher_sha256"]) == 64
+        assert training["backward_passes"] == 1295 and len(sidecar["objective"]["teacher_sha256"]) == 64
 
 
 def test_cli_refuses_unknown_objective_and_parameters(digits, tmp_path, capsys):

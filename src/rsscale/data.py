@@ -143,6 +143,28 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
     return train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=labels)
 
 
+def train_val_split(y: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(fit, held_out)`` of a seeded split of a training set with labels ``y``, stratified by class.
+
+    Each class gives ``round(fraction * count)`` of its examples to the held-out part (at least one when the class
+    has two or more, never all of them), chosen by a permutation from ``torch.Generator().manual_seed(seed)``;
+    both index tensors are sorted.  ``fraction = 0`` holds nothing out.  The held-out part serves what must not
+    see the test set and should not be fitted on: monitoring training, fitting ensemble weights.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must lie in [0, 1), got {fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for label in torch.unique(y).tolist():
+        members = torch.nonzero(y == label).flatten()
+        take = min(len(members) - 1, max(1 if fraction and len(members) > 1 else 0, round(fraction * len(members))))
+        held.append(members[torch.randperm(len(members), generator=generator)[:take]])
+    held_out = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.long)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten(), held_out
+
+
 def load_digits(resolution: int = 8, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's handwritten digits, split deterministically, at ``resolution`` pixels a side."""
     from sklearn.datasets import load_digits as sklearn_digits
