@@ -244,3 +244,16 @@ def test_rows_compare_with_the_equal_budget_baseline_and_never_with_a_collapsed_
     assert rows["macer"]["passes_vs_gaussian"] == pytest.approx(16) and rows["macer"]["variant"] == "published recipe"
     assert rows["consistency"]["collapsed"] and math.isnan(rows["consistency"]["ACR_vs_gaussian"])
     assert math.isnan(rows["consistency"]["ACR_vs_equal_budget"])
+
+
+def test_the_cli_fails_a_collapsed_run_when_asked_and_otherwise_warns(featureless, tmp_path, capsys):
+    from rsscale.cli import main
+
+    command = ["train", "--data", str(featureless), "--arch", "mlp", "--arch-params",
+               '{"hidden": [8], "mean": 0.5, "std": 0.25}', "--sigma", "0.25", "--epochs", "1", "--quiet",
+               "--out", str(tmp_path / "m.pt")]
+    assert main([*command, "--collapse", "fail"]) != 0
+    assert "collapsed: clean held-out accuracy 0.100" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+    assert main(command) == 0
+    assert "is marked collapsed" in capsys.readouterr().err

@@ -119,8 +119,9 @@ def cmd_train(args) -> None:
                                     recipe=args.recipe, val_fraction=args.val_fraction, collapse=args.collapse,
                                     **_training(args))
     print(f"trained {args.arch} at sigma={args.sigma}: {report.seconds:.1f} s, "
-          f"test accuracy {meta['test_accuracy_clean']:.3f} clean / {meta['test_accuracy_noisy']:.3f} under noise"
-          + (f"; {meta['collapsed']}" if meta["collapsed"] else ""))
+          f"test accuracy {meta['test_accuracy_clean']:.3f} clean / {meta['test_accuracy_noisy']:.3f} under noise")
+    if meta["collapsed"]:
+        print(f"warning: {args.out} is marked {meta['collapsed']}", file=sys.stderr)
 
 
 def cmd_train_denoiser(args) -> None:
@@ -368,9 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--batch-size and --objective-params, when given, replace the recipe's)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training set held out (stratified, seeded) and evaluated every epoch")
-    p.add_argument("--collapse", choices=COLLAPSE, default="fail",
-                   help="a model whose clean held-out accuracy ends below twice chance: fail (nothing saved) or "
-                        "finding (saved, marked collapsed)")
+    p.add_argument("--collapse", choices=COLLAPSE, default="finding",
+                   help="a model whose clean held-out accuracy ends below twice chance: fail (nothing saved; what "
+                        "the workflow passes unless its config marks collapse as a finding) or finding (saved, "
+                        "marked collapsed in its sidecar, and said on stderr; the default here)")
     p.set_defaults(lr=None, batch_size=None)
 
     p = command("train-denoiser", cmd_train_denoiser,
