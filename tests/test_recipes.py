@@ -206,6 +206,16 @@ def test_the_plan_trains_both_variants_and_the_equal_budget_baselines():
     assert models["results/models/d/macer_sigma0.5.pt"]["recipe"] == "shared"
 
 
+def test_a_model_shared_with_the_main_study_keeps_the_stricter_collapse_gate():
+    plan = Plan(_config(collapse="finding"))
+    main_model = plan.model("d", 0.5)  # the main study's Gaussian model: collapse fails its job
+    training_methods.runs(plan)
+    assert plan.models[main_model]["collapse"] == "fail"
+    assert plan.models["results/models/d/macer_sigma0.5.pt"]["collapse"] == "finding"
+    with pytest.raises(ValueError, match="two different settings"):  # any other difference is still refused
+        plan.model("d", 0.5, training={"lr": 0.5})
+
+
 class FakeRun:
     def __init__(self, checkpoint, sigma, acr):
         self.parameters = {"checkpoint": str(checkpoint), "sigma": sigma}

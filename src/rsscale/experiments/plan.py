@@ -93,7 +93,8 @@ class Plan:
         training objective unless ``objective`` = ``(name, params)`` is given, and with the study's seed unless
         ``seed`` is given (ensemble members differ only in it).  ``training`` overrides the training settings
         (``recipe``, ``lr``, ``batch_size``, ``val_fraction``, ``collapse``; an ``lr`` or ``batch_size`` of None
-        leaves it to the recipe); ``label`` replaces the objective's name in the file name.
+        leaves it to the recipe; a model two sections ask for with different ``collapse`` settings gets ``fail``);
+        ``label`` replaces the objective's name in the file name.
         """
         config = self.config
         spec = self.dataset(dataset)
@@ -102,7 +103,8 @@ class Plan:
         model = spec.get("model", config["model"])
         name, objective_params = objective or (training["objective"], training.get("objective_params", {}))
         suffix = "" if seed is None else f"_seed{seed}"
-        return self._record(self.models, f"results/models/{dataset}/{label or name}_sigma{train_sigma}{suffix}.pt", {
+        path = f"results/models/{dataset}/{label or name}_sigma{train_sigma}{suffix}.pt"
+        spec = {
             "seed": config["seed"] if seed is None else seed,
             "dataset": dataset,
             "sigma": train_sigma,
@@ -116,7 +118,13 @@ class Plan:
             "recipe": training.get("recipe", "shared"),
             "val_fraction": training.get("val_fraction", 0.1),
             "collapse": training.get("collapse", "fail"),
-        })
+        }
+        known = self.models.get(path)
+        if known is not None and {**known, "collapse": spec["collapse"]} == spec:
+            # one model, two sections that judge a collapse differently: the stricter gate (fail) holds for both
+            known["collapse"] = spec["collapse"] = "fail" if "fail" in (known["collapse"], spec["collapse"]) \
+                else "finding"
+        return self._record(self.models, path, spec)
 
     def certify(self, dataset: str, method: str, sigma: float, tag: str, params: dict, max_inputs: int | None = None,
                 skip: int = 1, pack: int = 10, objective: tuple[str, dict] | None = None,
