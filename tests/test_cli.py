@@ -97,7 +97,7 @@ def test_fit_sween_writes_weights_that_certify_reads_with_params_file(trained, t
     fitted = json.loads(weights.read_text())
     assert fitted["fit"]["sigma"] == 0.25 and fitted["fit"]["examples"] == 30
     first, second = fitted["params"]["weights"]
-    assert first == pytest.approx(second, abs=1e-9)
+    assert first == pytest.approx(second, abs=1e-6)  # symmetric up to float summation order
     out = tmp_path / "sween.csv"
     assert main(["certify", "--data", str(trained / "d.pt"), "--checkpoint", *members, "--method", "sween",
                  "--params", PARAMS, "--params-file", str(weights), "--skip", "90", "--out", str(out), "--quiet",

@@ -57,8 +57,8 @@ def _training(plan: Plan, variant: str) -> dict:
     """The training overrides of a variant's models (the published recipe sets its own lr and batch size)."""
     section = plan.config["training_methods"]
     training = {"collapse": section.get("collapse", "fail")}
-    if variant == "published":
-        training.update({"recipe": "published", "lr": None, "batch_size": None})
+    if variant == "published":  # the recipe's lr; its batch size unless the config states another
+        training.update({"recipe": "published", "lr": None, "batch_size": section["recipes"].get("batch_size")})
     return training
 
 

@@ -101,7 +101,8 @@ def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "c
     seeded) is held out and evaluated after every epoch; ``collapse`` = ``fail`` refuses a collapsed model
     (ValueError with the reason, after the log is written), ``finding`` saves it marked ``collapsed``.
     The architecture parameters the dataset determines are filled in; ``projected`` fits its PCA subspace (rank
-    ``arch_params["rank"]``) on the training inputs before training its base network.
+    ``arch_params["rank"]``) on the training inputs before training its base network.  These label-free statistics
+    (normalization, PCA) use the whole training set, the held-out part included; the weights never see it.
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {list(RECIPES)}")
@@ -122,7 +123,7 @@ def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "c
     torch.manual_seed(seed)  # parameter initialisation
     model = build_model(arch, **arch_params)
     if projected:
-        model.set_projection(*fit_projection(x_fit, arch_params["rank"]))
+        model.set_projection(*fit_projection(dataset.x_train, arch_params["rank"]))
     given = {key: value for key, value in (("batch_size", batch_size), ("lr", lr)) if value is not None}
     if recipe == "published":
         how = published(objective, epochs, objective_params=objective_params, **given)
