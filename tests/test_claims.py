@@ -117,12 +117,31 @@ def test_training_gain_compares_acr_and_cost_with_gaussian():
             for o, ratio, time in (("gaussian", 1.0, 1.0), ("macer", 1.2, 4.0), ("smoothadv", 1.1, 3.0))
             for s in (0.25, 0.5, 1.0)]
     table = {"training_methods": rows}
-    assert claims.TESTS["training_gain"](table, {"objectives": ["macer", "smoothadv"]})[1] == "supported"
+    plain = {"baseline": "gaussian"}
+    assert claims.TESTS["training_gain"](table, {"objectives": ["macer", "smoothadv"], **plain})[1] == "supported"
     measured, verdict = claims.TESTS["training_gain"](table, {"objectives": ["macer"], "cheaper": "macer",
-                                                              "dearer": "smoothadv"})
+                                                              "dearer": "smoothadv", **plain})
     assert verdict == "inconclusive" and "macer x4.0" in measured  # the gain holds, the cost comparison does not
     worse = [dict(r, ACR_vs_gaussian=0.9) if r["objective"] == "macer" else r for r in rows]
-    assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"]})[1] == "not supported"
+    assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"], **plain})[1] == \
+        "not supported"
+
+
+def test_training_gain_reads_the_published_variant_against_the_equal_budget_baseline_without_collapsed_rows():
+    def row(variant, objective, sigma, equal, collapsed=False):
+        return {"variant": variant, "objective": objective, "sigma": sigma, "collapsed": str(collapsed),
+                "ACR_vs_gaussian": 2.0, "ACR_vs_equal_budget": equal, "time_vs_gaussian": 5.0}
+
+    rows = [row("shared loop", "macer", s, 0.5) for s in (0.25, 0.5, 1.0)]
+    rows += [row("published recipe", "macer", 0.25, 1.1), row("published recipe", "macer", 0.5, 1.2),
+             row("published recipe", "macer", 1.0, float("nan"), collapsed=True)]
+    measured, verdict = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"]})
+    assert verdict == "supported" and "higher at 2/2 sigmas" in measured and "published recipe" in measured
+    shared = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"], "variant": "shared"})
+    assert shared[1] == "not supported"
+    collapsed_only = [dict(r, collapsed="True") for r in rows]
+    assert claims.TESTS["training_gain"]({"training_methods": collapsed_only}, {"objectives": ["macer"]})[1] == \
+        "not measured"
 
 
 def extra_rows(**mine):

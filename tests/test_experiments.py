@@ -53,7 +53,7 @@ def test_runs_are_a_function_of_the_config_and_shared_runs_coincide():
     assert main[0] in experiments.get("denoised").runs(plan)  # the main run stands for the Gaussian-trained model
     for name in experiments.available():
         experiments.get(name).runs(plan)
-    assert len(plan.runs) == 31  # the quick study's certify jobs
+    assert len(plan.runs) == 40  # the quick study's certify jobs (9 of them the training recipes and budgets)
     assert experiments.get("dimension").runs(Plan({**QUICK, "dimension": None})) == []
 
 

@@ -183,7 +183,7 @@ def test_cli_trains_a_projected_model_and_certifies_it(tmp_path, capsys):
     dataset = Dataset.load(data)
     assert model.arch == "projected" and meta["config"]["base_arch"] == "cnn"
     assert {"image_size": 8, "in_channels": 1, "num_classes": 10}.items() <= meta["config"]["base_config"].items()
-    U, mu = fit_projection(dataset.training_part().x_train, 10)  # models train without the held-out part
+    U, mu = fit_projection(dataset.x_train, 10)  # label-free: fitted on the whole training split
     assert torch.equal(model.U, U) and torch.equal(model.mu, mu)  # loaded before training, kept by it
 
     assert main(["certify", "--data", str(data), "--checkpoint", str(ckpt), "--method", "projected", "--params",

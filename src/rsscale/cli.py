@@ -27,7 +27,8 @@ from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
 from rsscale.sampling import resolve_device
 from rsscale.training.denoiser import DENOISER_OBJECTIVES
-from rsscale.training.runs import fit_sween_weights, train_classifier, train_denoiser_for
+from rsscale.training.recipes import RECIPES
+from rsscale.training.runs import COLLAPSE, fit_sween_weights, train_classifier, train_denoiser_for
 
 
 def _json_list(text: str) -> list:
@@ -125,9 +126,12 @@ def _training(args) -> dict:
 def cmd_train(args) -> None:
     report, meta = train_classifier(args.data, args.out, arch=args.arch, arch_params=_json(args.arch_params),
                                     objective=args.objective, objective_params=_json(args.objective_params),
+                                    recipe=args.recipe, val_fraction=args.val_fraction, collapse=args.collapse,
                                     **_training(args))
     print(f"trained {args.arch} at sigma={args.sigma}: {report.seconds:.1f} s, "
           f"test accuracy {meta['test_accuracy_clean']:.3f} clean / {meta['test_accuracy_noisy']:.3f} under noise")
+    if meta["collapsed"]:
+        print(f"warning: {args.out} is marked {meta['collapsed']}", file=sys.stderr)
 
 
 def cmd_train_denoiser(args) -> None:
@@ -408,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON object of objective parameters, e.g. \'{"k": 8}\' for macer (sigma: --sigma)')
     p.add_argument("--sigma", type=float, required=True)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--recipe", choices=RECIPES, default="shared",
+                   help="shared: Adam with cosine decay (--lr default 1e-3, --batch-size 64); published: the "
+                        "objective's published optimizer, schedule, batch size and hyperparameters (--lr, "
+                        "--batch-size and --objective-params, when given, replace the recipe's)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of the training set held out (stratified, seeded) and evaluated every epoch")
+    p.add_argument("--collapse", choices=COLLAPSE, default="finding",
+                   help="a model whose clean held-out accuracy ends below twice chance: fail (nothing saved; what "
+                        "the workflow passes unless its config marks collapse as a finding) or finding (saved, "
+                        "marked collapsed in its sidecar, and said on stderr; the default here)")
+    p.set_defaults(lr=None, batch_size=None)
 
     p = command("train-denoiser", cmd_train_denoiser,
                 "train a DnCNN denoiser in front of a frozen classifier; writes the composed f(D(x)) checkpoint",

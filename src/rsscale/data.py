@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,22 +31,11 @@ from rsscale.io import atomic_path, read_weights_only
 
 log = logging.getLogger("rsscale")
 
-#: Share of the training split that no model trains on: a fixed validation part for parameters fitted after
-#: training (SWEEN's ensemble weights), the same for every model of a dataset whatever the model's seed.
+#: Share of the training split held out by default: no model's weights train on it; it monitors training every
+#: epoch and fits what is fitted after training (SWEEN's ensemble weights).  :data:`HELD_OUT_SEED` fixes which
+#: examples, the same for every model of a dataset whatever the model's seed.
 HELD_OUT_FRACTION = 0.1
 HELD_OUT_SEED = 0
-
-
-def held_out_split(count: int, fraction: float = HELD_OUT_FRACTION,
-                   seed: int = HELD_OUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(training, held_out)`` indices into a training split of ``count`` examples: a seeded permutation, its first
-    ``max(1, round(fraction * count))`` entries held out (sorted), the rest for training (sorted)."""
-    if count < 2 or not 0.0 < fraction < 1.0:
-        raise ValueError(f"a held-out part needs >= 2 training examples and a fraction in (0, 1), got {count} "
-                         f"examples and fraction {fraction}")
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    size = min(count - 1, max(1, round(fraction * count)))
-    return order[size:].sort().values, order[:size].sort().values
 
 
 @dataclass
@@ -69,16 +58,14 @@ class Dataset:
     def dim(self) -> int:
         return math.prod(self.input_shape)
 
-    def training_part(self) -> Dataset:
-        """This dataset with the held-out part (:func:`held_out_split`) removed from the training split: what models
-        train on."""
-        keep, _ = held_out_split(len(self.x_train))
-        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep],
-                       meta={**self.meta, "held_out_fraction": HELD_OUT_FRACTION})
+    def held_out_split(self, fraction: float = HELD_OUT_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices ``(fit, held_out)`` into the training split: :func:`train_val_split` of its labels at
+        :data:`HELD_OUT_SEED`, so every model of this dataset holds out the same examples."""
+        return train_val_split(self.y_train, fraction, HELD_OUT_SEED)
 
-    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The held-out training examples and their labels (:func:`held_out_split`), which no model trains on."""
-        _, held = held_out_split(len(self.x_train))
+    def held_out(self, fraction: float = HELD_OUT_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out training examples and their labels (:meth:`held_out_split`), which no model trains on."""
+        _, held = self.held_out_split(fraction)
         return self.x_train[held], self.y_train[held]
 
     def validate(self, where: str = "") -> Dataset:
@@ -170,6 +157,28 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
 
     indices = np.arange(len(labels))
     return train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=labels)
+
+
+def train_val_split(y: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(fit, held_out)`` of a seeded split of a training set with labels ``y``, stratified by class.
+
+    Each class gives ``round(fraction * count)`` of its examples to the held-out part (at least one when the class
+    has two or more, never all of them), chosen by a permutation from ``torch.Generator().manual_seed(seed)``;
+    both index tensors are sorted.  ``fraction = 0`` holds nothing out.  The held-out part serves what must not
+    see the test set and should not be fitted on: monitoring training, fitting ensemble weights.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must lie in [0, 1), got {fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for label in torch.unique(y).tolist():
+        members = torch.nonzero(y == label).flatten()
+        take = min(len(members) - 1, max(1 if fraction and len(members) > 1 else 0, round(fraction * len(members))))
+        held.append(members[torch.randperm(len(members), generator=generator)[:take]])
+    held_out = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.long)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten(), held_out
 
 
 def load_digits(resolution: int = 8, test_fraction: float = 0.2, seed: int = 0) -> Dataset:

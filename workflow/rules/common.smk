@@ -36,11 +36,16 @@ def certify_args(run):
 
 
 def train_args(model):
-    """The arguments of ``rsscale train`` for a model of the plan."""
-    return (
+    """The arguments of ``rsscale train`` for a model of the plan (an lr or batch size of None: the recipe's)."""
+    args = [
         "--arch {arch} --arch-params {ap} --objective {objective} --objective-params {op} --sigma {sigma}"
-        " --epochs {epochs} --batch-size {batch_size} --lr {lr}"
-    ).format(ap=as_json(model["arch_params"]), op=as_json(model["objective_params"]), **model)
+        " --epochs {epochs} --recipe {recipe} --val-fraction {val_fraction} --collapse {collapse}".format(
+            ap=as_json(model["arch_params"]), op=as_json(model["objective_params"]), **model
+        )
+    ]
+    args.extend(f"--{flag} {model[key]}" for key, flag in (("batch_size", "batch-size"), ("lr", "lr"))
+                if model[key] is not None)
+    return " ".join(args)
 
 
 def words(values):

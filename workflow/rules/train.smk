@@ -1,5 +1,6 @@
 rule train:
-    """Train a base classifier with a training objective at noise level sigma."""
+    """Train a base classifier with a training objective and recipe at noise level sigma; held-out accuracy every
+    epoch (the .training.csv log); a collapsed model fails the job unless its config marks collapse as a finding."""
     input:
         data=lambda w: f"results/data/{w.dataset}.pt",
         # a distillation objective (crt) trains from another model: its checkpoint
@@ -8,6 +9,7 @@ rule train:
         model="results/models/{dataset}/{name}.pt",
         sidecar="results/models/{dataset}/{name}.json",
         sha="results/models/{dataset}/{name}.pt.sha256",
+        history="results/models/{dataset}/{name}.training.csv",
     params:
         args=lambda w, output: train_args(PLAN.models[output.model]),
         seed=lambda w, output: PLAN.models[output.model]["seed"],

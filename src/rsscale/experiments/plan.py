@@ -86,21 +86,25 @@ class Plan:
         return path
 
     def model(self, dataset: str, sigma: float, objective: tuple[str, dict] | None = None,
-              seed: int | None = None) -> str:
+              seed: int | None = None, training: dict | None = None, label: str | None = None) -> str:
         """The checkpoint path of the model certified at sigma on a dataset (registered once).
 
         It is trained at sigma unless the dataset's own ``training`` section says otherwise, with the config's
         training objective unless ``objective`` = ``(name, params)`` is given, and with the study's seed unless
-        ``seed`` is given (ensemble members differ only in it).
+        ``seed`` is given (ensemble members differ only in it).  ``training`` overrides the training settings
+        (``recipe``, ``lr``, ``batch_size``, ``val_fraction``, ``collapse``; an ``lr`` or ``batch_size`` of None
+        leaves it to the recipe; a model two sections ask for with different ``collapse`` settings gets ``fail``);
+        ``label`` replaces the objective's name in the file name.
         """
         config = self.config
         spec = self.dataset(dataset)
-        training = {**config["training"], **spec.get("training", {})}
+        training = {**config["training"], **spec.get("training", {}), **(training or {})}
         train_sigma = training.get("sigma", sigma)
         model = spec.get("model", config["model"])
         name, objective_params = objective or (training["objective"], training.get("objective_params", {}))
         suffix = "" if seed is None else f"_seed{seed}"
-        return self._record(self.models, f"results/models/{dataset}/{name}_sigma{train_sigma}{suffix}.pt", {
+        path = f"results/models/{dataset}/{label or name}_sigma{train_sigma}{suffix}.pt"
+        spec = {
             "seed": config["seed"] if seed is None else seed,
             "dataset": dataset,
             "sigma": train_sigma,
@@ -109,9 +113,18 @@ class Plan:
             "arch": model["arch"],
             "arch_params": model.get("params", {}),
             "epochs": training["epochs"],
-            "batch_size": training["batch_size"],
-            "lr": training["lr"],
-        })
+            "batch_size": training.get("batch_size"),
+            "lr": training.get("lr"),
+            "recipe": training.get("recipe", "shared"),
+            "val_fraction": training.get("val_fraction", 0.1),
+            "collapse": training.get("collapse", "fail"),
+        }
+        known = self.models.get(path)
+        if known is not None and {**known, "collapse": spec["collapse"]} == spec:
+            # one model, two sections that judge a collapse differently: the stricter gate (fail) holds for both
+            known["collapse"] = spec["collapse"] = "fail" if "fail" in (known["collapse"], spec["collapse"]) \
+                else "finding"
+        return self._record(self.models, path, spec)
 
     def certify(self, dataset: str, method: str, sigma: float, tag: str, params: dict, max_inputs: int | None = None,
                 skip: int = 1, pack: int = 10, objective: tuple[str, dict] | None = None,

@@ -1,13 +1,18 @@
 """RS-aware training against Gaussian augmentation: certified accuracy, ACR and what the training cost.
 
-Each certification run is joined with its model's training sidecar (the
-``.json`` beside the checkpoint, written by ``rsscale train``): the objective,
-the base model's clean and noisy test accuracy, and the training wall-clock
-and passes.  Costs are reported relative to Gaussian augmentation at the same
-sigma (Cohen et al. 2019) trained by the same loop, so that the ratio is the
-price of the objective itself (Salman et al. 2019; Zhai et al. 2020; Jeong &
-Shin 2020 for SmoothAdv, MACER and consistency regularization).  The claim test
-``training_gain`` compares each objective's ACR with Gaussian augmentation's.
+Each objective is trained twice where the config asks for it: by the study's **shared loop** (the same optimizer,
+schedule and epochs for all, :func:`rsscale.training.recipes.shared`) and by its **published recipe**
+(:func:`rsscale.training.recipes.published`, the optimizer, schedule, batch size and hyperparameters of its
+authors' code).  Beside them, per variant, the **equal-budget baseline**: Gaussian augmentation with ``m`` noisy
+copies per example, where ``m`` is the forward + backward passes per example of SmoothAdv, MACER or consistency
+regularization in that variant, so that an objective is compared with a baseline that had the same compute
+(Gaussian augmentation is Cohen et al. 2019; SmoothAdv, MACER and consistency are Salman et al. 2019, Zhai et
+al. 2020 and Jeong & Shin 2020).
+
+Each certification run is joined with its model's training sidecar (the ``.json`` beside the checkpoint): the
+objective, the recipe, the base model's clean and noisy test accuracy, its clean held-out accuracy after the last
+epoch, whether it collapsed (marked, never averaged or compared), and the training wall-clock and passes.  The
+claim test ``training_gain`` compares each objective's ACR with its baseline's at the same sigma.
 """
 
 from __future__ import annotations
@@ -25,28 +30,86 @@ from rsscale.experiments.figures import plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
+from rsscale.training import build_objective
+from rsscale.training.recipes import published
+
+VARIANTS = {"shared": "shared loop", "published": "published recipe"}
+CAPTION = ("RS-aware training. variant: the shared loop (Adam, cosine decay, the study's lr and batch size) or each "
+           "objective's published recipe (optimizer, schedule, batch size and hyperparameters of its authors' code, "
+           "epoch-defined schedules scaled to the study's epochs). gaussian xm: Gaussian augmentation with m noisy "
+           "copies per example, the pass budget of the objective it is compared with (ACR_vs_equal_budget). "
+           "collapsed: clean held-out accuracy below twice chance; such a row is kept out of every comparison.")
 
 
-def training_objective(plan: Plan, name: str, sigma: float) -> tuple[str, dict]:
-    """``(name, params)`` of a ``training_methods`` objective at sigma; a ``teacher`` that names another objective
-    (CRT distils from it) becomes the checkpoint of that objective's model at the same sigma."""
+def _variants(section: dict) -> dict[str, dict]:
+    """The section's variants: ``shared`` (its ``objectives``) and, with a ``recipes`` entry, ``published``."""
+    variants = {"shared": {"objectives": section["objectives"], "sigmas": section["sigmas"],
+                           "equal_budget": section.get("equal_budget", [])}}
+    if section.get("recipes"):
+        recipes = section["recipes"]
+        variants["published"] = {"objectives": recipes["objectives"],
+                                 "sigmas": recipes.get("sigmas", section["sigmas"]),
+                                 "equal_budget": recipes.get("equal_budget", [])}
+    return variants
+
+
+def _training(plan: Plan, variant: str) -> dict:
+    """The training overrides of a variant's models (the published recipe sets its own lr and batch size)."""
     section = plan.config["training_methods"]
-    params = dict(section["objectives"][name] or {})
-    if params.get("teacher") in section["objectives"]:
-        params["teacher"] = plan.model(section["dataset"], sigma, training_objective(plan, params["teacher"], sigma))
-    return name, params
+    training = {"collapse": section.get("collapse", "fail")}
+    if variant == "published":  # the recipe's lr; its batch size unless the config states another
+        training.update({"recipe": "published", "lr": None, "batch_size": section["recipes"].get("batch_size")})
+    return training
+
+
+def _label(name: str, variant: str) -> str:
+    return name if variant == "shared" else f"{name}-{variant}"
+
+
+def training_model(plan: Plan, variant: str, name: str, sigma: float, params: dict | None = None,
+                   label: str | None = None) -> str:
+    """The checkpoint of objective ``name`` of a variant at sigma (its ``params``: the config's entry); a ``teacher``
+    that names another objective (CRT distils from it) becomes that objective's model in the same variant."""
+    section = plan.config["training_methods"]
+    objectives = _variants(section)[variant]["objectives"]
+    params = dict(objectives[name] or {}) if params is None else params
+    if params.get("teacher") in objectives:
+        params["teacher"] = training_model(plan, variant, params["teacher"], sigma)
+    return plan.model(section["dataset"], sigma, (name, params), training=_training(plan, variant),
+                      label=_label(label or name, variant))
+
+
+def budget_copies(plan: Plan, variant: str, name: str, sigma: float) -> int:
+    """Noisy copies per example that give Gaussian augmentation the passes per example of objective ``name`` in the
+    variant: ``(forward + backward) / 2`` of its ``describe()``."""
+    section = plan.config["training_methods"]
+    params = dict(_variants(section)[variant]["objectives"].get(name) or {})
+    if variant == "published":
+        params = published(name, plan.config["training"]["epochs"], objective_params=params).objective_params
+    passes = build_objective(name, sigma=sigma, **params).describe()["passes_per_example"]
+    return max(1, round((passes["forward"] + passes["backward"]) / 2))
 
 
 def runs(plan: Plan) -> list[str]:
-    """One model per (objective, sigma) of the ``training_methods`` section, each certified with Cohen's CERTIFY."""
+    """One model per (variant, objective, sigma) and per equal-budget baseline, each certified with Cohen's
+    CERTIFY on the same inputs."""
     section = plan.config.get("training_methods")
     if not section:
         return []
-    return [plan.certify(section["dataset"], "cohen", sigma,
-                         f"gaussian_sigma{sigma}_n{section['n']}_{section['max_inputs']}_{objective}",
-                         plan.cohen_params(section["n"]), section["max_inputs"], section.get("skip", 1),
-                         plan.config["cohen"]["pack"], objective=training_objective(plan, objective, sigma))
-            for objective in section["objectives"] for sigma in section["sigmas"]]
+    paths = []
+    for variant, spec in _variants(section).items():
+        for sigma in spec["sigmas"]:
+            models = [training_model(plan, variant, name, sigma) for name in spec["objectives"]]
+            for name in spec["equal_budget"]:
+                m = budget_copies(plan, variant, name, sigma)
+                models.append(training_model(plan, variant, "gaussian", sigma, {"m": m}, f"gaussian-x{m}"))
+            for model in dict.fromkeys(models):
+                label = Path(model).stem.rsplit("_sigma", 1)[0]
+                tag = f"gaussian_sigma{sigma}_n{section['n']}_{section['max_inputs']}_{label}"
+                paths.append(plan.certify(section["dataset"], "cohen", sigma, tag, plan.cohen_params(section["n"]),
+                                          section["max_inputs"], section.get("skip", 1), plan.config["cohen"]["pack"],
+                                          models=model))
+    return paths
 
 
 def training_sidecar(run: Run) -> dict:
@@ -57,79 +120,132 @@ def training_sidecar(run: Run) -> dict:
     return json.loads(path.read_text())
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and b > 0 and math.isfinite(a) else float("nan")
+
+
 def training_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[dict]:
-    """One row per (objective, sigma), with ``time_vs_gaussian`` and ``passes_vs_gaussian`` at the same sigma."""
+    """One row per (variant, objective, sigma); costs and ACR relative to Gaussian augmentation (one copy) of the same
+    variant and sigma, and the ACR relative to the equal-budget Gaussian baseline (as many copies as the row's passes
+    per example) where the study trained one.  Collapsed models (and baselines) give no ratio."""
     rows = []
     for run in runs:
         model = training_sidecar(run)
-        report = model["training"]
-        passes = report.get("forward_passes", 0) + report.get("backward_passes", report.get("forward_passes", 0))
-        row = {"objective": model["objective"]["objective"], "sigma": float(run.parameters["sigma"]),
-               "inputs": len(run), "base_clean_accuracy": model["test_accuracy_clean"],
-               "base_noisy_accuracy": model["test_accuracy_noisy"]}
+        report, objective = model["training"], model["objective"]
+        forward = report.get("forward_passes", 0)
+        passes = forward + report.get("backward_passes", forward)
+        name = objective["objective"]
+        copies = objective.get("m", 1) if name == "gaussian" else 1
+        history = report.get("history") or [{}]
+        row = {"variant": VARIANTS[model.get("recipe", {}).get("name", "shared")],
+               "objective": f"gaussian x{copies}" if copies > 1 else name, "sigma": float(run.parameters["sigma"]),
+               "collapsed": bool(model.get("collapsed")), "inputs": len(run),
+               "base_clean_accuracy": model["test_accuracy_clean"], "base_noisy_accuracy": model["test_accuracy_noisy"],
+               "val_clean_accuracy": history[-1].get("val_accuracy_clean", float("nan"))}
         row.update({f"r={r:g}": run.certified_accuracy(r) for r in radii})
-        row.update({"ACR": run.acr(), "train_seconds": float(report["seconds"]), "train_passes": int(passes)})
+        per_example = passes / (2 * report["examples"]) if report.get("examples") else float("nan")
+        row.update({"ACR": run.acr(), "train_seconds": float(report["seconds"]), "train_passes": int(passes),
+                    "passes_per_example": per_example})
         rows.append(row)
-    baseline = {row["sigma"]: row for row in rows if row["objective"] == "gaussian"}
+    by_key = {(r["variant"], r["objective"], r["sigma"]): r for r in rows if not r["collapsed"]}
     for row in rows:
-        base = baseline.get(row["sigma"])
-        row["time_vs_gaussian"] = row["train_seconds"] / base["train_seconds"] if base else float("nan")
-        row["passes_vs_gaussian"] = row["train_passes"] / base["train_passes"] if base else float("nan")
-        row["ACR_vs_gaussian"] = row["ACR"] / base["ACR"] if base and base["ACR"] > 0 else float("nan")
-    order = {"gaussian": 0}
-    return sorted(rows, key=lambda r: (order.get(r["objective"], 1), r["objective"], r["sigma"]))
+        base = by_key.get((row["variant"], "gaussian", row["sigma"]))
+        budget = row["passes_per_example"]
+        equal = by_key.get((row["variant"], f"gaussian x{round(budget)}", row["sigma"])) \
+            if math.isfinite(budget) and not row["objective"].startswith("gaussian") else None
+        usable = not row["collapsed"]
+        row["time_vs_gaussian"] = _ratio(row["train_seconds"], base["train_seconds"]) if base else float("nan")
+        row["passes_vs_gaussian"] = _ratio(row["train_passes"], base["train_passes"]) if base else float("nan")
+        row["ACR_vs_gaussian"] = _ratio(row["ACR"], base["ACR"]) if base and usable else float("nan")
+        row["ACR_vs_equal_budget"] = _ratio(row["ACR"], equal["ACR"]) if equal and usable else float("nan")
+    def order(row):
+        baseline = row["objective"].startswith("gaussian")
+        return (row["variant"] != VARIANTS["shared"], not baseline, row["passes_per_example"] if baseline else 0,
+                row["objective"], row["sigma"])
+
+    return sorted(rows, key=order)
 
 
 def training_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
-    """Left: smoothed clean accuracy vs ACR, one curve per training objective across sigma.
-    Right: ACR vs training time relative to Gaussian augmentation (rows of ``training_rows``)."""
-    fig, (tradeoff, cost) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, objective in enumerate(dict.fromkeys(r["objective"] for r in rows)):
-        subset = sorted((r for r in rows if r["objective"] == objective), key=lambda r: r["sigma"])
-        acr = [r["ACR"] for r in subset]
-        tradeoff.plot(acr, [r["r=0"] for r in subset], "o-", color=f"C{i}", label=objective)
-        for r in subset:
-            tradeoff.annotate(f"{r['sigma']:g}", (r["ACR"], r["r=0"]), fontsize=7, xytext=(3, 3),
-                              textcoords="offset points")
-        cost.semilogx([r["time_vs_gaussian"] for r in subset], acr, "o", color=f"C{i}", label=objective)
+    """Left: smoothed clean accuracy vs ACR, one curve per (variant, objective) across sigma (filled markers: shared
+    loop, open: published recipe; a cross: a collapsed model, off every curve).  Right: ACR vs training time relative
+    to Gaussian augmentation (rows of ``training_rows``)."""
+    fig, (tradeoff, cost) = plt.subplots(1, 2, figsize=(11, 4.2))
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    for variant, fill, line in zip(VARIANTS.values(), ("full", "none"), ("-", "--"), strict=True):
+        for i, objective in enumerate(objectives):
+            subset = sorted((r for r in rows if r["objective"] == objective and r["variant"] == variant
+                             and not r["collapsed"]), key=lambda r: r["sigma"])
+            if not subset:
+                continue
+            style = {"color": f"C{i % 10}", "marker": "o", "fillstyle": fill}
+            tradeoff.plot([r["ACR"] for r in subset], [r["r=0"] for r in subset], linestyle=line, **style)
+            cost.semilogx([r["time_vs_gaussian"] for r in subset], [r["ACR"] for r in subset], linestyle="", **style)
+    collapsed = [r for r in rows if r["collapsed"]]
+    if collapsed:
+        tradeoff.plot([r["ACR"] for r in collapsed], [r["r=0"] for r in collapsed], "x", color="0.3", markersize=8)
+    handles = [plt.Line2D([], [], color=f"C{i % 10}", marker="o", label=o) for i, o in enumerate(objectives)]
+    handles += [plt.Line2D([], [], color="0.3", marker="o", fillstyle=f, linestyle=ls, label=v)
+                for v, f, ls in zip(VARIANTS.values(), ("full", "none"), ("-", "--"), strict=True)]
+    if collapsed:
+        handles.append(plt.Line2D([], [], color="0.3", marker="x", linestyle="", label="collapsed (excluded)"))
     tradeoff.set_xlabel("ACR (l2)")
     tradeoff.set_ylabel("certified accuracy at r = 0")
-    tradeoff.set_title("robustness vs accuracy (labels: sigma)")
-    tradeoff.legend(frameon=False, fontsize=8)
-    cost.set_xlabel("training wall-clock / Gaussian augmentation")
+    tradeoff.set_title("robustness vs accuracy (each curve: sigma grows to the left)")
+    cost.set_xlabel("training wall-clock / Gaussian augmentation (same variant, sigma)")
     cost.set_ylabel("ACR (l2)")
     cost.set_title("what the ACR costs to train")
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="center right", frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     return save(fig, prefix)
 
 
 def table(inputs: Sequence[str], out: str, options: TableOptions) -> None:
-    write_rows(training_rows([read_run(p) for p in inputs], options.radii), out, reference=options.reference)
+    write_rows(training_rows([read_run(p) for p in inputs], options.radii), out, caption=CAPTION,
+               reference=options.reference)
 
 
 def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
     training_tradeoff_figure(training_rows([read_run(p) for p in inputs], [0.0]), out)
 
 
+def _collapsed(row: dict) -> bool:
+    return row.get("collapsed") in (True, "True", 1.0)
+
+
 @claims.test("training_gain")
 def training_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """Each objective of ``objectives`` has a larger ACR than Gaussian augmentation at the same sigma at more
-    sigmas than not; with ``cheaper``/``dearer``, the first trains in less wall-clock than the second."""
+    """Each objective of ``objectives`` has a larger ACR than its baseline at the same sigma at more sigmas than not;
+    with ``cheaper``/``dearer``, the first trains in less wall-clock than the second (median over sigma).
+
+    ``variant``: the rows compared (``published`` or ``shared``; default the published recipe when the table has it);
+    ``baseline``: ``equal_budget`` (Gaussian augmentation with the objective's passes per example, the default) or
+    ``gaussian`` (one copy).  Collapsed models never enter: their ratios are empty and their times are skipped.
+    """
     rows = tables["training_methods"]
-    parts, holds, against = [], [], []
+    variants = {r.get("variant", VARIANTS["shared"]) for r in rows}
+    variant = VARIANTS[params.get("variant", "published" if VARIANTS["published"] in variants else "shared")]
+    rows = [r for r in rows if r.get("variant", VARIANTS["shared"]) == variant and not _collapsed(r)]
+    baseline = params.get("baseline", "equal_budget")
+    column = {"equal_budget": "ACR_vs_equal_budget", "gaussian": "ACR_vs_gaussian"}[baseline]
+    parts, holds, against = [f"{variant}, against {baseline.replace('_', '-')} Gaussian augmentation"], [], []
     for objective in params["objectives"]:
-        ratios = [r["ACR_vs_gaussian"] for r in rows if r["objective"] == objective]
+        ratios = [r.get(column) for r in rows if r["objective"] == objective]
         ratios = [x for x in ratios if isinstance(x, float) and not math.isnan(x)]
         if not ratios:
-            return f"no rows for {objective}", "not measured"
+            return f"no usable {variant} rows for {objective} (absent, collapsed or without a {baseline} baseline)", \
+                "not measured"
         above = sum(x > 1 for x in ratios)
-        parts.append(f"{objective}: ACR x{min(ratios):.2f}..x{max(ratios):.2f} of Gaussian, higher at {above}/"
+        parts.append(f"{objective}: ACR x{min(ratios):.2f}..x{max(ratios):.2f} of the baseline, higher at {above}/"
                      f"{len(ratios)} sigmas")
         holds.append(above > len(ratios) / 2)
         against.append(above < len(ratios) / 2)
     if "cheaper" in params:
-        time = {o: float(np.median([r["time_vs_gaussian"] for r in rows if r["objective"] == o]))
-                for o in (params["cheaper"], params["dearer"])}
+        times = {o: [r["time_vs_gaussian"] for r in rows if r["objective"] == o] for o in (params["cheaper"],
+                                                                                         params["dearer"])}
+        if not all(times.values()):
+            return "; ".join(parts + [f"no usable {variant} rows for the cost comparison"]), "not measured"
+        time = {o: float(np.median(t)) for o, t in times.items()}
         parts.append(f"training time vs Gaussian: {params['cheaper']} x{time[params['cheaper']]:.1f}, "
                      f"{params['dearer']} x{time[params['dearer']]:.1f} (median over sigma)")
         holds.append(time[params["cheaper"]] < time[params["dearer"]])

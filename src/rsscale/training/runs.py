@@ -2,17 +2,26 @@
 
 Seeds: ``seed`` initialises the parameters (``torch.manual_seed``); the
 training draws and the noisy test evaluation use generators seeded with
-:func:`rsscale.run.derived_seed` ``(seed, 1)`` and ``(seed, 2)``.
+:func:`rsscale.run.derived_seed` ``(seed, 1)`` and ``(seed, 2)``, the held-out
+split and its noisy evaluation ``(seed, 3)`` and ``(seed, 4)``.
+
+Collapse: a classifier whose clean held-out accuracy ends below
+:func:`collapse_threshold` (twice chance, 0.2 for ten classes) is refused
+(nothing is saved, the error names the accuracy and the threshold) unless the
+caller marks collapse as a finding, in which case the checkpoint records
+``collapsed`` with the reason.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from rsscale.data import Dataset
+from rsscale.data import HELD_OUT_FRACTION, Dataset
+from rsscale.io import atomic_path
 from rsscale.methods.projected import fit_projection
 from rsscale.methods.sween import fit_weights
 from rsscale.models import build_model, fit_to_dataset, load_models, save_checkpoint, training_sigma
@@ -20,7 +29,41 @@ from rsscale.provenance import utc_now, write_sidecar
 from rsscale.run import derived_seed
 from rsscale.training import build_objective, evaluate_accuracy, fit
 from rsscale.training.denoiser import DenoiserObjective, compose, train_denoiser
-from rsscale.training.loop import TrainingReport
+from rsscale.training.loop import HeldOut, TrainingReport
+from rsscale.training.recipes import RECIPES, published, shared
+
+COLLAPSE = ("fail", "finding")
+
+
+def collapse_threshold(num_classes: int) -> float:
+    """Clean held-out accuracy below which a classifier counts as collapsed: twice chance, ``2 / C``, but never
+    above halfway between chance and perfect, ``(1 + 1 / C) / 2`` (so 0.2 for ten classes, 0.75 for two)."""
+    return min(2.0 / num_classes, (1.0 + 1.0 / num_classes) / 2.0)
+
+
+def collapse_reason(history: Sequence[dict], num_classes: int) -> str | None:
+    """Why the run counts as collapsed (its last epoch's clean held-out accuracy below the threshold), or None."""
+    if not history or "val_accuracy_clean" not in history[-1]:
+        return None
+    accuracy, threshold = history[-1]["val_accuracy_clean"], collapse_threshold(num_classes)
+    if accuracy >= threshold:
+        return None
+    return (f"collapsed: clean held-out accuracy {accuracy:.3f} after epoch {history[-1]['epoch']} is below "
+            f"{threshold:.3f} (twice chance for {num_classes} classes)")
+
+
+def write_history(history: Sequence[dict], path: str | Path) -> None:
+    """The per-epoch training log as CSV (one row per epoch)."""
+    columns = list(dict.fromkeys(key for record in history for key in record))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def history_path(out: str | Path) -> Path:
+    """Where the training log of the checkpoint ``out`` goes: ``<out stem>.training.csv``."""
+    return Path(out).with_suffix(".training.csv")
 
 
 def _test_accuracies(model, dataset: Dataset, sigma: float, seed: int, device: str) -> dict:
@@ -45,18 +88,32 @@ def _save(model, out: str | Path, meta: dict, parameters: dict, started: str, de
 
 def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "cnn", arch_params: dict | None = None,
                      objective: str = "gaussian", objective_params: dict | None = None, epochs: int = 30,
-                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+                     batch_size: int | None = None, lr: float | None = None, recipe: str = "shared",
+                     val_fraction: float = 0.1, collapse: str = "fail", seed: int = 0, device: str = "cpu",
                      progress: bool = True, parameters: dict | None = None) -> tuple[TrainingReport, dict]:
-    """Train a base classifier on ``data`` with a registered objective; write the checkpoint ``out`` and its sidecar
-    (recording ``parameters``).  Returns the training report and the checkpoint's metadata.
+    """Train a base classifier on ``data`` with a registered objective; write the checkpoint ``out``, its sidecar
+    (recording ``parameters``) and its per-epoch log (:func:`history_path`).  Returns the training report and the
+    checkpoint's metadata.
 
-    The model sees only the training part of the training split (:meth:`rsscale.data.Dataset.training_part`: the
-    held-out part is kept for fitting SWEEN's weights).  The architecture parameters the dataset determines are
-    filled in; ``projected`` fits its PCA subspace (rank ``arch_params["rank"]``) on the training inputs before
-    training its base network.
+    ``recipe``: ``shared`` (the shared loop; ``lr`` and ``batch_size`` default to 1e-3 and 64) or ``published``
+    (the objective's published recipe, :func:`rsscale.training.recipes.published`; ``objective_params``,
+    ``lr`` and ``batch_size``, when given, replace its own).  ``val_fraction`` of the training set is held out
+    (:meth:`rsscale.data.Dataset.held_out`: stratified, the same examples for every model of the dataset whatever
+    its seed, so SWEEN's weights can be fitted on examples no member trained on) and evaluated after every epoch;
+    ``collapse`` = ``fail`` refuses a collapsed model (ValueError with the reason, after the log is written),
+    ``finding`` saves it marked ``collapsed``.  The architecture parameters the dataset determines are filled in;
+    ``projected`` fits its PCA subspace (rank ``arch_params["rank"]``) on the training inputs before training its
+    base network.  These label-free statistics (normalization, PCA) use the whole training set, the held-out part
+    included; the weights never see it.
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; expected one of {list(RECIPES)}")
+    if collapse not in COLLAPSE:
+        raise ValueError(f"collapse must be one of {list(COLLAPSE)}, got {collapse!r}")
     started = utc_now()
-    dataset = Dataset.load(data).training_part()
+    dataset = Dataset.load(data)
+    fit_idx, held_idx = dataset.held_out_split(val_fraction)
+    x_fit, y_fit = dataset.x_train[fit_idx], dataset.y_train[fit_idx]
     arch_params = dict(arch_params or {})
     projected = arch == "projected"
     if projected:  # the base network sees the projection onto the top-rank PCA subspace, fitted below
@@ -69,12 +126,28 @@ def train_classifier(data: str, out: str | Path, *, sigma: float, arch: str = "c
     model = build_model(arch, **arch_params)
     if projected:
         model.set_projection(*fit_projection(dataset.x_train, arch_params["rank"]))
-    loss = build_objective(objective, sigma=sigma, **(objective_params or {}))
+    given = {key: value for key, value in (("batch_size", batch_size), ("lr", lr)) if value is not None}
+    if recipe == "published":
+        how = published(objective, epochs, objective_params=objective_params, **given)
+        params = how.objective_params
+    else:
+        how, params = shared(**given), objective_params or {}
+    loss = build_objective(objective, sigma=sigma, **params)
     generator = torch.Generator().manual_seed(derived_seed(seed, 1))
-    report = fit(model, loss, dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, lr=lr,
-                 generator=generator, device=device, progress=progress)
+    held_out = None
+    if len(held_idx):
+        held_out = HeldOut(dataset.x_train[held_idx], dataset.y_train[held_idx], sigma,
+                           torch.Generator().manual_seed(derived_seed(seed, 4)))
+    report = fit(model, loss, x_fit, y_fit, epochs=epochs, recipe=how, held_out=held_out, generator=generator,
+                 device=device, progress=progress)
+    write_history(report.history, history_path(out))
+    reason = collapse_reason(report.history, dataset.num_classes)
+    if reason and collapse == "fail":
+        raise ValueError(f"{reason}; nothing was saved to {out} (the per-epoch log is {history_path(out)}; mark "
+                         f"collapse as a finding to keep such a model, flagged)")
     meta = {"dataset": dataset.name, "sigma": sigma, "objective": loss.describe(), "seed": seed,
-            "training": report.as_dict(), **_test_accuracies(model, dataset, sigma, seed, device)}
+            "recipe": how.describe(epochs), "held_out": {"fraction": val_fraction, "examples": len(held_idx)},
+            "collapsed": reason, "training": report.as_dict(), **_test_accuracies(model, dataset, sigma, seed, device)}
     _save(model, out, meta, parameters or {}, started, device)
     return report, meta
 
@@ -122,7 +195,11 @@ def fit_sween_weights(data: str, checkpoints: Sequence[str], out: str | Path, *,
     dataset = Dataset.load(data)
     loaded = load_models(checkpoints, dataset, data, trust_checkpoint)
     sigma = training_sigma(loaded[0][1], sigma, checkpoints[0])
-    x_held, y_held = dataset.held_out()
+    fractions = {meta.get("held_out", {}).get("fraction", HELD_OUT_FRACTION) for _, meta in loaded}
+    if len(fractions) != 1 or not 0 < min(fractions):
+        raise ValueError(f"SWEEN's members must hold out one common part of the training set, got fractions "
+                         f"{sorted(fractions)}; train them with the same val_fraction (> 0)")
+    x_held, y_held = dataset.held_out(fractions.pop())
     examples = min(max_examples, len(x_held))
     generator = torch.Generator().manual_seed(derived_seed(seed, 0))
     pick = torch.randperm(len(x_held), generator=generator)[:examples]
