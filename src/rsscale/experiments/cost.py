@@ -28,6 +28,7 @@ import torch
 from rsscale import methods
 from rsscale.experiments.plan import Plan, check_config
 from rsscale.io import read_rows
+from rsscale.training.recipes import published
 
 #: Rules of the study that only write tables, figures, macros or the manifest: one job each, fixed overhead only.
 REPORT_RULES = "report"
@@ -196,9 +197,14 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
             for name in sorted({m["dataset"] for m in plan.models.values()} | {r["dataset"] for r in plan.runs.values()}
                                | {cohen["dataset"]})]
     for path, m in plan.models.items():
-        per = training_passes_per_example(m["objective"], m["objective_params"])
-        passes = m["epochs"] * facts[m["dataset"]].num_train * per
-        jobs.append(Job("train", path, model_key(path), training_passes=passes, threads="1"))
+        params = m["objective_params"]
+        if m.get("recipe") == "published":  # the recipe's own hyperparameters, the config's merged over them
+            params = published(m["objective"], m["epochs"], objective_params=params or None).objective_params
+        per = training_passes_per_example(m["objective"], params)
+        num_train = facts[m["dataset"]].num_train
+        fit_examples = num_train - round(m.get("val_fraction", 0.0) * num_train)  # the held-out part aside
+        jobs.append(Job("train", path, model_key(path), training_passes=m["epochs"] * fit_examples * per,
+                        threads="1"))
     for path, d in denoisers.items():
         per = denoiser_passes_per_example(d["objective"])
         jobs.append(Job("train_denoiser", path, model_key(path), threads="1",
@@ -239,6 +245,15 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
         jobs.append(Job("incremental", "results/tables/incremental.csv", model_key(incremental.model(plan)),
                         forward_passes=n * (once + len(spec["modifications"]) * (once + spec["n_incremental"])),
                         notes=["original once, each modification from scratch and incrementally"]))
+    cost_spec = config.get("extra_information", {}).get("cost")
+    if extra and cost_spec:  # every extra-information run on the same inputs, one warm-up and the timed rounds
+        per_input = 0
+        for path in extra:
+            run = plan.runs[path]
+            members = len(run["model"]) if isinstance(run["model"], list) else 1
+            per_input += certify_passes(run["method"], run["params"], members)[0]
+        jobs.append(Job("family_cost", "results/tables/family_cost.csv", model_key(plan.runs[extra[0]]["model"]),
+                        forward_passes=cost_spec["inputs"] * (cost_spec["rounds"] + 1) * per_input))
     jobs += _oracle_jobs(config, Path(reference))
     report = 2 + 2 + 1 + 2 * bool(dims) + 2 * bool(remedy) + bool(dsrs) + 2 * bool(cost_runs) + 2 * bool(training) \
         + 2 * bool(extra) + 2 * bool(sweeps) + bool(denoised_runs) + 3  # + claims, paper_numbers, manifest
