@@ -26,6 +26,7 @@ from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
 from rsscale.sampling import resolve_device
+from rsscale.shards import Shard, gather_shards
 from rsscale.training.denoiser import DENOISER_OBJECTIVES
 from rsscale.training.runs import fit_sween_weights, train_classifier, train_denoiser_for
 
@@ -143,9 +144,19 @@ def cmd_certify(args) -> None:
                               params=_json(args.params), params_file=args.params_file, seed=args.seed, skip=args.skip,
                               max_inputs=args.max_inputs, pack=args.pack, device=args.device, progress=not args.quiet,
                               trust_checkpoint=args.trust_checkpoint,
-                              writer=_writer(args))
-    print(f"{args.method} sigma={run.parameters['sigma']}: {len(run)} inputs, certified accuracy at r=0 "
+                              writer=_writer(args), shard=Shard.parse(args.shard) if args.shard else None)
+    where = f" (shard {args.shard})" if args.shard else ""
+    if run is None:
+        print(f"{args.method}{where}: no inputs in this shard (the run has fewer packs than shards)")
+        return
+    print(f"{args.method} sigma={run.parameters['sigma']}{where}: {len(run)} inputs, certified accuracy at r=0 "
           f"{run.certified_accuracy(0):.3f}, ACR {run.acr():.3f}")
+
+
+def cmd_gather(args) -> None:
+    record = gather_shards(args.shards, args.out)
+    print(f"gathered {len(record['shards'])} shards into {args.out}: {record['run']['rows']} inputs, "
+          f"ACR {record['summary']['ACR']:.3f}")
 
 
 def cmd_aces(args) -> None:
@@ -380,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="{}", help="JSON object of method parameters (n0, n, alpha, ...)")
     p.add_argument("--params-file", default=None,
                    help='JSON file {"params": {...}} merged over --params (e.g. the weights fit-sween wrote)')
+    p.add_argument("--shard", default=None, metavar="I/K",
+                   help="certify only shard I (0-based) of K: whole packs, each with its run-wide seed; "
+                        "`rsscale gather` merges the K shard files into the unsharded run's file")
+
+    p = command("gather", cmd_gather,
+                "merge the K shard files of one certification run (certify --shard) into its result file")
+    p.add_argument("--shards", nargs="+", required=True, help="the K shard CSVs (sidecars beside them), any order")
+    p.add_argument("--out", required=True, help="the result CSV; its .json sidecar is written beside it")
 
     p = command("fit-sween", cmd_fit_sween,
                 "fit SWEEN's ensemble weights on noisy training examples; certify reads them with --params-file",
