@@ -20,12 +20,12 @@ import torch
 from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
+from rsscale.devices import pick_device
 from rsscale.experiments import aces, incremental, mutation, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
-from rsscale.sampling import resolve_device
 from rsscale.shards import Shard, gather_shards
 from rsscale.training.denoiser import DENOISER_OBJECTIVES
 from rsscale.training.runs import fit_sween_weights, train_classifier, train_denoiser_for
@@ -58,7 +58,7 @@ def _setup(args) -> None:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if hasattr(args, "device"):
-        args.device = str(resolve_device(args.device))
+        args.device = str(pick_device(args.device))
 
 
 def _out_of_memory(err: BaseException) -> bool:
@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     prefix = _options(("--out", {"required": True, "help": "path prefix; .csv, .md and .tex are written"}))
     seeded = _options(("--threads", {"type": int, "default": None, "help": "PyTorch intra-op threads"}),
                       ("--seed", {"type": int, "default": 0}))
-    runtime = _options(("--device", {"default": None, "help": "cpu, cuda, cuda:1, ... (default: CUDA when present)"}),
+    runtime = _options(("--device", {"default": None, "help": "cpu, cuda, cuda:1, ... (default: CUDA when present; "
+                                                      "cuda without an index on a multi-GPU node: a free one, "
+                                                      "locked for this job)"}),
                        ("--quiet", {"action": "store_true", "help": "no progress bar"}))
     sigma = _options(("--sigma", {"type": float, "default": None,
                                   "help": "default: the (first) checkpoint's training sigma"}))

@@ -8,6 +8,8 @@ rule train:
         model="results/models/{dataset}/{name}.pt",
         sidecar="results/models/{dataset}/{name}.json",
         sha="results/models/{dataset}/{name}.pt.sha256",
+    resources:
+        gpu=1,
     params:
         args=lambda w, output: train_args(PLAN.models[output.model]),
         seed=lambda w, output: PLAN.models[output.model]["seed"],
