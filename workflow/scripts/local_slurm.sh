@@ -6,15 +6,16 @@
 #   workflow/scripts/local_slurm.sh stop     stop the daemons this script started (by the process ids it recorded)
 #   workflow/scripts/local_slurm.sh status   sinfo of the node
 #
-# Everything SLURM writes (slurm.conf, spool, state, logs, pid files) lives in $LOCAL_SLURM_DIR (default
-# /tmp/rsscale-slurm); the clients find the configuration through SLURM_CONF, which `start` prints as a line
-# `export SLURM_CONF=...` to eval. munge uses its system key (/etc/munge/munge.key, created when missing) and is
+# Everything SLURM writes (spool, state, logs, pid files) lives in $LOCAL_SLURM_DIR (default /tmp/rsscale-slurm).
+# The configuration goes to /etc/slurm/slurm.conf, where the clients and the job steps (srun inside a job) look for
+# it; a slurm.conf there that this script did not write is left alone and `start` fails. munge uses its system key (/etc/munge/munge.key, created when missing) and is
 # left alone when it already runs. The node gets this machine's CPUs and most of its memory, in one partition
 # `cpu`, without GPUs (gres is not configured). Exit status: 0 when the node is up (start) or stopped (stop).
 set -euo pipefail
 
 DIR=${LOCAL_SLURM_DIR:-/tmp/rsscale-slurm}
-CONF=$DIR/slurm.conf
+CONF=/etc/slurm/slurm.conf
+MARK="# written by rsscale's workflow/scripts/local_slurm.sh"
 STARTED=$DIR/started   # one line per daemon this script started: name pid
 
 say() { echo "local_slurm: $*" >&2; }
@@ -58,8 +59,13 @@ write_conf() {
     local cpus memory
     cpus=$(nproc)
     memory=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)  # MB, leaving a fifth for the rest
-    mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
+    mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" "$(dirname "$CONF")"
+    if [ -e "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
+        say "$CONF exists and is not this script's: refusing to replace a real SLURM configuration"
+        return 1
+    fi
     cat >"$CONF" <<EOF
+$MARK
 ClusterName=rsscale-local
 SlurmctldHost=localhost
 SlurmUser=root
@@ -87,9 +93,8 @@ EOF
 
 start() {
     mkdir -p "$DIR"
-    if [ -s "$STARTED" ] && SLURM_CONF=$CONF sinfo -h >/dev/null 2>&1; then
+    if [ -s "$STARTED" ] && sinfo -h >/dev/null 2>&1; then
         say "already running (stop it first to restart)"
-        echo "export SLURM_CONF=$CONF"
         return 0
     fi
     install_packages
@@ -104,9 +109,8 @@ start() {
         echo "$daemon $(cat "$DIR/$daemon.pid")" >>"$STARTED"
     done
     for _ in $(seq 60); do
-        if [ "$(SLURM_CONF=$CONF sinfo -h -o %t 2>/dev/null)" = idle ]; then
-            say "node up: $(SLURM_CONF=$CONF sinfo -h -o '%P %D %c CPUs %m MB %t')"
-            echo "export SLURM_CONF=$CONF"
+        if [ "$(sinfo -h -o %t 2>/dev/null)" = idle ]; then
+            say "node up: $(sinfo -h -o '%P %D %c CPUs %m MB %t')"
             return 0
         fi
         sleep 0.5
@@ -126,11 +130,12 @@ stop() {
         fi
     done
     : >"$STARTED"
+    if [ -e "$CONF" ] && grep -qxF "$MARK" "$CONF"; then rm -f "$CONF"; fi
 }
 
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) SLURM_CONF=$CONF sinfo ;;
+    status) sinfo ;;
     *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
