@@ -12,8 +12,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# a study config given with --configfile replaces the default one (it is not merged into it)
-if not config:
+# a study config given with --configfile replaces the default one (it is not merged into it); runtime settings
+# given with --config (e.g. shards=K) are not a study config
+if not workflow.configfiles:
 
     configfile: os.path.join(workflow.basedir, "workflow", "config", "default.yaml")
 

@@ -20,12 +20,13 @@ import torch
 from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
+from rsscale.devices import pick_device
 from rsscale.experiments import aces, cost, family_cost, incremental, mutation, soundness, tables, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
 from rsscale.run import certify_checkpoints
-from rsscale.sampling import resolve_device
+from rsscale.shards import Shard, gather_shards
 from rsscale.training.denoiser import DENOISER_OBJECTIVES
 from rsscale.training.recipes import RECIPES
 from rsscale.training.runs import COLLAPSE, fit_sween_weights, train_classifier, train_denoiser_for
@@ -68,7 +69,7 @@ def _setup(args) -> None:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if hasattr(args, "device"):
-        args.device = str(resolve_device(args.device))
+        args.device = str(pick_device(args.device))
 
 
 def _out_of_memory(err: BaseException) -> bool:
@@ -157,9 +158,19 @@ def cmd_certify(args) -> None:
                               params=_json(args.params), params_file=args.params_file, seed=args.seed, skip=args.skip,
                               max_inputs=args.max_inputs, pack=args.pack, device=args.device, progress=not args.quiet,
                               trust_checkpoint=args.trust_checkpoint,
-                              writer=_writer(args))
-    print(f"{args.method} sigma={run.parameters['sigma']}: {len(run)} inputs, certified accuracy at r=0 "
+                              writer=_writer(args), shard=Shard.parse(args.shard) if args.shard else None)
+    where = f" (shard {args.shard})" if args.shard else ""
+    if run is None:
+        print(f"{args.method}{where}: no inputs in this shard (the run has fewer packs than shards)")
+        return
+    print(f"{args.method} sigma={run.parameters['sigma']}{where}: {len(run)} inputs, certified accuracy at r=0 "
           f"{run.certified_accuracy(0):.3f}, ACR {run.acr():.3f}")
+
+
+def cmd_gather(args) -> None:
+    record = gather_shards(args.shards, args.out)
+    print(f"gathered {len(record['shards'])} shards into {args.out}: {record['run']['rows']} inputs, "
+          f"ACR {record['summary']['ACR']:.3f}")
 
 
 def cmd_aces(args) -> None:
@@ -371,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     prefix = _options(("--out", {"required": True, "help": "path prefix; .csv, .md and .tex are written"}))
     seeded = _options(("--threads", {"type": int, "default": None, "help": "PyTorch intra-op threads"}),
                       ("--seed", {"type": int, "default": 0}))
-    runtime = _options(("--device", {"default": None, "help": "cpu, cuda, cuda:1, ... (default: CUDA when present)"}),
+    runtime = _options(("--device", {"default": None, "help": "cpu, cuda, cuda:1, ... (default: CUDA when present; "
+                                                      "cuda without an index on a multi-GPU node: a free one, "
+                                                      "locked for this job)"}),
                        ("--quiet", {"action": "store_true", "help": "no progress bar"}))
     sigma = _options(("--sigma", {"type": float, "default": None,
                                   "help": "default: the (first) checkpoint's training sigma"}))
@@ -444,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="{}", help="JSON object of method parameters (n0, n, alpha, ...)")
     p.add_argument("--params-file", default=None,
                    help='JSON file {"params": {...}} merged over --params (e.g. the weights fit-sween wrote)')
+    p.add_argument("--shard", default=None, metavar="I/K",
+                   help="certify only shard I (0-based) of K: whole packs, each with its run-wide seed; "
+                        "`rsscale gather` merges the K shard files into the unsharded run's file")
+
+    p = command("gather", cmd_gather,
+                "merge the K shard files of one certification run (certify --shard) into its result file")
+    p.add_argument("--shards", nargs="+", required=True, help="the K shard CSVs (sidecars beside them), any order")
+    p.add_argument("--out", required=True, help="the result CSV; its .json sidecar is written beside it")
 
     p = command("fit-sween", cmd_fit_sween,
                 "fit SWEEN's ensemble weights on noisy held-out training examples; certify reads them with "

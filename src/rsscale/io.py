@@ -60,12 +60,14 @@ def parse_cell(text: str) -> float | str:
         return text
 
 
-def read_rows(path: str | Path, text_columns: Sequence[str] = (), int_columns: Sequence[str] = ()) -> list[dict]:
+def read_rows(path: str | Path, text_columns: Sequence[str] = (), int_columns: Sequence[str] = (),
+              as_text: bool = False) -> list[dict]:
     """A CSV's rows as dicts of typed cells: :func:`parse_cell`, except that ``text_columns`` stay text (e.g. model
-    names that look like numbers) and ``int_columns`` are read as integers (counts a table prints as such)."""
+    names that look like numbers) and ``int_columns`` are read as integers (counts a table prints as such); every
+    cell as written with ``as_text`` (rows to copy byte for byte)."""
 
     def typed(column: str, text: str):
-        return text if column in text_columns else int(text) if column in int_columns else parse_cell(text)
+        return text if as_text or column in text_columns else int(text) if column in int_columns else parse_cell(text)
 
     with open(path, newline="") as handle:
         return [{k: typed(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
@@ -130,6 +132,11 @@ class Run:
 
     def acr(self, norm: str | None = None) -> float:
         return average_certified_radius(self.radius(norm), self.correct)
+
+    def summary(self) -> dict:
+        """The sidecar's summary of a run: inputs, ACR, clean accuracy and the median seconds per input."""
+        return {"inputs": len(self), "ACR": self.acr(), "clean_accuracy": float(self.correct.mean()),
+                "seconds_median": float(np.median(self.columns["seconds"]))}
 
 
 def read_run(path: str | Path) -> Run:
@@ -331,7 +338,8 @@ class RowWriter:
     * the result, its sidecar (``.json``) and the rows file may not be any of ``inputs`` or their sidecars;
     * an exclusive lock (``.<name>.lock``): a second writer of the same result fails at once (:class:`ResultFileBusy`);
     * a file already there must be this writer's own: a CSV with this writer's header (``columns``, or the key
-      columns, starting with ``prefix``); anything else is refused, ``restart`` or not;
+      columns, starting with ``prefix``; a file without a whole line when a completed run's sidecar is beside it);
+      anything else is refused, ``restart`` or not;
     * the run ``identity`` recorded beside it (the hidden run record ``.<rows>.run.json`` while the run goes, the
       sidecar's ``run`` block once complete) must equal this one: otherwise the rows are refused, naming the fields
       that differ, or discarded (and said so on stderr) with ``restart`` or ``discard_stale``; ``restart`` discards
@@ -345,14 +353,16 @@ class RowWriter:
     Rows go to ``partial`` when given (a file the workflow never deletes), else to ``path`` itself.  When the block
     ends without an exception the run is complete: the rows are copied onto ``path`` atomically, the sidecar gets
     the ``run`` block (:attr:`record`: identity, status ``complete``, rows, rows resumed and forward passes spent in
-    this invocation), and the run record, partial file and lock are removed.
+    this invocation), and the run record, partial file and lock are removed.  A run with no rows at all (a shard of
+    a run holding no pack) completes as an empty file when ``allow_empty``; otherwise it leaves no file.
     """
 
     def __init__(self, path: str | Path, key: Sequence[str] = ("idx",), columns: Sequence[str] | None = None, *,
                  identity: dict | None = None, what: str = "run", inputs: Sequence[str | Path] = (),
                  partial: str | Path | None = None, restart: bool = False, discard_stale: bool = False,
-                 prefix: Sequence[str] = ()):
+                 prefix: Sequence[str] = (), allow_empty: bool = False):
         self.path = Path(path)
+        self.allow_empty = allow_empty
         self.rows_path = Path(partial) if partial is not None else self.path
         self.sidecar = self.path.with_suffix(".json")
         self.key = tuple(key)
@@ -439,7 +449,7 @@ class RowWriter:
                 self._refuse_foreign(self.sidecar, "no run block, and no result of this command beside it",
                                      "a result's sidecar")
         if self.rows_path != self.path and self.path.exists():
-            why = self._foreign(self.path, False)
+            why = self._foreign(self.path, bool(sidecar and "run" in sidecar))
             if why:
                 self._refuse_foreign(self.path, why)
         completed = sidecar.get("run", {}).get("identity") if sidecar and self.rows_path == self.path else None
@@ -447,7 +457,7 @@ class RowWriter:
         if not self.rows_path.exists():
             self._discard(quiet=True)
             return
-        why = self._foreign(self.rows_path, running is not None)
+        why = self._foreign(self.rows_path, running is not None or completed is not None)
         if why:
             self._refuse_foreign(self.rows_path, why)
         differences = identity_differences(recorded, self.identity) if recorded is not None else []
@@ -499,7 +509,7 @@ class RowWriter:
             self._file.close()
             self._file = None
         try:
-            if exc_type is None and self.rows_path.exists():
+            if exc_type is None and (self.rows_path.exists() or self.allow_empty):
                 self._complete()
         finally:
             self._lock.release()
@@ -518,14 +528,16 @@ class RowWriter:
     def _complete(self) -> None:
         self.record = {"identity": self.identity, "status": "complete", "rows": len(self.done),
                        "resumed_rows": self.resumed, "forward_passes_spent": self.forward_passes}
-        if self.rows_path != self.path:
+        if not self.rows_path.exists():  # an empty run (allow_empty): an empty file, no header
+            write_text_atomic(self.path, "")
+        elif self.rows_path != self.path:
             with atomic_path(self.path) as tmp:
                 shutil.copyfile(self.rows_path, tmp)
         sidecar = read_sidecar(self.path) if self.sidecar.exists() else {}
         same_run = sidecar.get("run", {}).get("identity") == self.identity
         write_text_atomic(self.sidecar, json.dumps({**(sidecar if same_run else {}), "run": self.record},
                                                    indent=2, sort_keys=True) + "\n")
-        if self.rows_path != self.path:
+        if self.rows_path != self.path and self.rows_path.exists():
             self.rows_path.unlink()
         with contextlib.suppress(FileNotFoundError):
             run_record_path(self.rows_path).unlink()

@@ -10,7 +10,8 @@ not yet on disk (:class:`rsscale.io.RowWriter` skips the rows already there)
 and ends with the file an uninterrupted run writes, timings aside.  The
 writer records the run's identity (:func:`run_identity`: the certifier and its
 settings, seed, input selection, and the callers' file hashes) and refuses to
-resume rows of another identity.
+resume rows of another identity.  A run can be split into shards over whole packs, each pack keeping its
+position and seed (:mod:`rsscale.shards`, whose gather merges them into the unsharded file).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rsscale.data import Dataset
 from rsscale.io import CERTIFICATE_COLUMNS, RowWriter, Run, certificate_row, file_sha256, read_params_file, read_run
 from rsscale.models import load_models, training_sigma
 from rsscale.provenance import utc_now, write_sidecar
+from rsscale.shards import Shard
 
 
 def derived_seed(seed: int, *keys: int) -> int:
@@ -42,15 +44,18 @@ def input_indices(count: int, skip: int = 1, max_inputs: int | None = None) -> l
 
 def certify_packs(indices: Sequence[int], certify_pack: Callable[[list[int], torch.Generator], Iterable[dict]],
                   writer: RowWriter, done: Callable[[int], bool], *, seed: int, pack: int = 10,
-                  progress: bool = True, desc: str = "certify") -> None:
+                  progress: bool = True, desc: str = "certify", positions: range | None = None) -> None:
     """Write the rows ``certify_pack(chunk, generator)`` of every pack holding an input not ``done`` yet.
 
     A pack is certified whole with its own generator (the same draws whatever
     is on disk); the writer keeps only the rows it does not have yet.
+    ``positions`` (whole packs, e.g. a shard's) limits the run to those positions of ``indices``.
     """
-    bar = tqdm(total=len(indices), initial=sum(map(done, indices)), desc=desc, unit="input", disable=not progress)
-    for pos in range(0, len(indices), pack):
-        chunk = list(indices[pos : pos + pack])
+    positions = positions if positions is not None else range(len(indices))
+    mine = [indices[p] for p in positions]
+    bar = tqdm(total=len(mine), initial=sum(map(done, mine)), desc=desc, unit="input", disable=not progress)
+    for pos in range(positions.start, positions.stop, pack):
+        chunk = list(indices[pos : min(pos + pack, positions.stop)])
         todo = sum(not done(i) for i in chunk)
         if not todo:
             continue
@@ -78,7 +83,8 @@ def run_identity(certifier, seed: int, skip: int, max_inputs: int | None, pack: 
 
 def certify_dataset(certifier, dataset: Dataset, out: str | Path, *, seed: int, skip: int = 1,
                     max_inputs: int | None = None, pack: int = 10, progress: bool = True,
-                    identity: dict | None = None, writer: Mapping | None = None) -> RunResult:
+                    identity: dict | None = None, writer: Mapping | None = None,
+                    shard: Shard | None = None) -> RunResult:
     """Certify the test inputs of ``dataset`` with ``certifier`` (its ``certify_many``), one CSV row per input.
 
     Rows are :func:`rsscale.io.certificate_row` s, written as each pack
@@ -87,20 +93,27 @@ def certify_dataset(certifier, dataset: Dataset, out: str | Path, *, seed: int, 
     file records and a resume must match; ``writer`` holds options of
     :class:`rsscale.io.RowWriter` (``inputs``, ``partial``, ``restart``,
     ``discard_stale``).  ``RunResult.record`` is the completed run's record.
+    ``shard`` certifies only that shard's packs (:mod:`rsscale.shards`): the
+    file records ``identity`` plus the shard, is written even when empty, and
+    ``RunResult.indices`` are the shard's inputs.
     """
     indices = input_indices(len(dataset.x_test), skip, max_inputs)
     identity = identity if identity is not None else run_identity(certifier, seed, skip, max_inputs, pack)
+    positions = shard.positions(len(indices), pack) if shard else range(len(indices))
+    if shard:
+        identity = {**identity, "shard": shard.identity()}
 
     def certify_pack(chunk: list[int], generator: torch.Generator) -> list[dict]:
         certs = certifier.certify_many(dataset.x_test[chunk], generator=generator)
         return [certificate_row(i, int(dataset.y_test[i]), cert) for i, cert in zip(chunk, certs, strict=True)]
 
+    mine = [indices[p] for p in positions]
     with RowWriter(out, identity=identity, what="certification run", prefix=CERTIFICATE_COLUMNS,
-                   **(writer or {})) as results:
-        resumed = sum(i in results for i in indices)
+                   allow_empty=shard is not None, **(writer or {})) as results:
+        resumed = sum(i in results for i in mine)
         certify_packs(indices, certify_pack, results, results.__contains__, seed=seed, pack=pack, progress=progress,
-                      desc=f"certify {certifier.name}")
-    return RunResult(Path(out), indices, resumed, results.record)
+                      desc=f"certify {certifier.name}", positions=positions)
+    return RunResult(Path(out), mine, resumed, results.record)
 
 
 def certifier_from_files(dataset: Dataset, data: str, checkpoints: Sequence[str], method: str,
@@ -124,7 +137,7 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
                         sigma: float | None = None, params: dict | None = None, params_file: str | None = None,
                         seed: int = 0, skip: int = 1, max_inputs: int | None = None, pack: int = 10,
                         device: str = "cpu", progress: bool = True, trust_checkpoint: bool = False,
-                        writer: Mapping | None = None) -> Run:
+                        writer: Mapping | None = None, shard: Shard | None = None) -> Run | None:
     """A certification run from files: the dataset file, the checkpoint(s), the method and its parameters.
 
     ``sigma`` defaults to the first checkpoint's training sigma; ``params_file``
@@ -135,7 +148,9 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
     its provenance sidecar ``out.json``; returns the run read back.  The run's
     identity holds the sha256 of the data, checkpoint(s) and parameter file;
     ``writer``: options of :class:`rsscale.io.RowWriter` (``partial``,
-    ``restart``, ``discard_stale``).
+    ``restart``, ``discard_stale``).  ``shard``: certify that shard only
+    (:func:`certify_dataset`); its sidecar adds the ``shard`` block, and has a
+    summary only when the shard holds inputs; returns None for an empty shard.
     """
     started = utc_now()
     dataset = Dataset.load(data)
@@ -148,18 +163,20 @@ def certify_checkpoints(data: str, checkpoints: Sequence[str], out: str | Path, 
                             data_sha256=file_sha256(data), checkpoint_sha256=[m["sha256"] for m in metas],
                             params_file_sha256=file_sha256(params_file) if params_file else None)
     result = certify_dataset(certifier, dataset, out, seed=seed, skip=skip, max_inputs=max_inputs, pack=pack,
-                             progress=progress, identity=identity, writer={**(writer or {}), "inputs": inputs})
+                             progress=progress, identity=identity, writer={**(writer or {}), "inputs": inputs},
+                             shard=shard)
     parameters = {"method": method, "sigma": sigma, "seed": seed, "skip": skip, "max_inputs": max_inputs,
                   "pack": pack, "data": data,
                   "checkpoint": checkpoints[0] if len(checkpoints) == 1 else list(checkpoints),
                   **certifier.settings(), "method_params": params, "params_file": params_file}
-    run = read_run(out)
+    run = read_run(out) if result.indices or not shard else None
     info = methods.info(method)
+    inputs_of_run = len(input_indices(len(dataset.x_test), skip, max_inputs))
+    placement = {"shard": shard.record(inputs_of_run, pack)} if shard else {}
     record = write_sidecar(out.with_suffix(".json"), parameters, started, device,
                            checkpoint_sha256=metas[0]["sha256"] if len(metas) == 1 else [m["sha256"] for m in metas],
                            dataset=dataset.name, dataset_meta=dataset.meta,
                            dim=dataset.dim, input_shape=list(dataset.input_shape),
                            sound=info.sound, unsound_reason=info.unsound_reason, run=result.record,
-                           summary={"inputs": len(run), "ACR": run.acr(), "clean_accuracy": float(run.correct.mean()),
-                                    "seconds_median": float(np.median(run.columns["seconds"]))})
-    return replace(run, sidecar=record)
+                           **({"summary": run.summary()} if run else {}), **placement)
+    return replace(run, sidecar=record) if run else None

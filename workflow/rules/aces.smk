@@ -18,6 +18,8 @@ rule aces_sweep:
     output:
         csv="results/aces/{dataset}/sigma{sigma}.csv",
         sidecar="results/aces/{dataset}/sigma{sigma}.json",
+    resources:
+        gpu=1,
     params:
         thetas=words(ACES["thetas"]) if ACES else "",
         args=as_json(aces.sweep_params(config) if ACES else {}),

@@ -25,6 +25,11 @@ def as_json(value):
 PLAN = Plan(config)
 
 
+def planned_run(wildcards):
+    """The plan's certification run behind a job's wildcards (dataset, method, tag)."""
+    return PLAN.runs[f"results/certify/{wildcards.dataset}/{wildcards.method}/{wildcards.tag}.csv"]
+
+
 def certify_args(run):
     """The arguments of ``rsscale certify`` for a run of the plan."""
     return "--method {method} --sigma {sigma} --params {p} --skip {skip} --pack {pack}{limit}{fitted}".format(

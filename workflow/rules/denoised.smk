@@ -18,6 +18,8 @@ rule train_denoiser:
         model="results/models/{dataset}/denoised/{name}.pt",
         sidecar="results/models/{dataset}/denoised/{name}.json",
         sha="results/models/{dataset}/denoised/{name}.pt.sha256",
+    resources:
+        gpu=1,
     params:
         args=lambda w, output: (
             "--objective {objective} --sigma {sigma} --depth {depth} --width {width} --epochs {epochs}"

@@ -17,6 +17,8 @@ if EXTRA:
             members=extra_information.members(PLAN),
         output:
             extra_information.sween_weights(config),
+        resources:
+            gpu=1,
         params:
             sigma=EXTRA["sigma"],
             fit={"max_examples": 500, "copies": 8, "steps": 300, **EXTRA.get("sween_fit", {})},

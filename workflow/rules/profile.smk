@@ -17,6 +17,8 @@ rule profile:
         md="results/profile/{dataset}/{name}.md",
         tex="results/profile/{dataset}/{name}.tex",
         sidecar="results/profile/{dataset}/{name}.json",
+    resources:
+        gpu=1,
     params:
         batches=config["profile"]["batches"],
         repeats=config["profile"]["repeats"],
@@ -57,6 +59,8 @@ rule profile_sizes:
     output:
         table_outputs("profile_sizes"),
         sidecar="results/tables/profile_sizes.json",
+    resources:
+        gpu=1,
     params:
         models=as_json((PROFILE_SIZES or {}).get("models", {})),
         batches=(PROFILE_SIZES or {}).get("batches", 1),

@@ -10,6 +10,8 @@ rule train:
         sidecar="results/models/{dataset}/{name}.json",
         sha="results/models/{dataset}/{name}.pt.sha256",
         history="results/models/{dataset}/{name}.training.csv",
+    resources:
+        gpu=1,
     params:
         args=lambda w, output: train_args(PLAN.models[output.model]),
         seed=lambda w, output: PLAN.models[output.model]["seed"],

@@ -46,10 +46,11 @@ def device_factory(device: str):
     return build
 
 
-def run(device: str, trials: int, alpha: float, seed: int) -> list[dict]:
+def run(device: str, trials: int, alpha: float, seed: int, names: list[str] | None = None) -> list[dict]:
+    """The harness rows of every case of the ``names`` families (default: all) on ``device``."""
     rows = []
     factory = device_factory(device)
-    for entry in harness.cases():
+    for entry in harness.cases(names):
         tic = time.perf_counter()
         try:
             outcomes = harness.run_case(entry, entry.trials_for(trials), seed, alpha, factory)
