@@ -11,7 +11,7 @@ rule certify:
         args=lambda w, output: certify_args(PLAN.runs[output.csv]),
         seed=config["seed"],
         partial=partial_rows,
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:

@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rsscale.experiments.plan import Plan, check_config
@@ -13,6 +14,15 @@ validate(config, schema="../config/schema.yaml")
 
 
 check_config(config)
+
+
+def job_threads():
+    """The threads of a rule that parallelizes over the machine (certify, profile, ...): every core of the run
+    (``--cores``), or 1 when the command gives none (``snakemake --report``, ``--summary``: nothing runs)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def as_json(value):
