@@ -59,7 +59,7 @@ RULES = [
     Rule(r"snakemake .*<\w+>.*", SKIP, "a template (<...> stands for a config): its instances are the configs' own "
          "usage lines"),
     Rule(re.escape(QUICK_STUDY), RUN, "the quick study, a few minutes"),
-    Rule(r"snakemake --cores all --configfile workflow/config/(cifar10\w*|imagenet)\.yaml( \S+)*", DRY_RUN,
+    Rule(r"snakemake (results/\S+ )*--cores all --configfile workflow/config/(cifar10\w*|imagenet)\.yaml", DRY_RUN,
          "a GPU study of days on a dataset the user supplies under data/: the dry run validates the config and "
          "plans every job"),
     Rule(r"snakemake --cores all", DRY_RUN, "the default study, 30 minutes on 2 cores: the dry run plans every job"),
@@ -109,11 +109,15 @@ def split_line(source: str, line: str) -> list[Command]:
 
 
 def documented_commands() -> list[Command]:
-    """Every documented command, in the order of the files and lines that show it."""
+    """Every documented command once, in the order of the files and lines that show it (its source: all of them)."""
     markdown = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     headers = [REPO / "Snakefile", REPO / "environment.yml", *sorted((REPO / "workflow" / "config").glob("*.yaml")),
                *sorted((REPO / "workflow" / "profiles").glob("*/config.yaml"))]
-    return [c for path in markdown for c in commands_in_markdown(path)] + [c for p in headers for c in usage_lines(p)]
+    found = [c for p in markdown for c in commands_in_markdown(p)] + [c for p in headers for c in usage_lines(p)]
+    sources = {}
+    for command in found:
+        sources.setdefault(command.text, []).append(command.source)
+    return [Command(", ".join(where), text) for text, where in sources.items()]
 
 
 def classify(command: Command) -> tuple[str, str]:
