@@ -19,6 +19,6 @@ def quick_study_copy(tmp_path_factory):
     from documented_commands import QUICK_STUDY, copy_of_repository, shell
 
     copy = copy_of_repository(tmp_path_factory.mktemp("repository"))
-    result = shell(QUICK_STUDY, copy)
+    result = shell(QUICK_STUDY, copy, timeout=1800)  # a few minutes on 2 free cores; more on a loaded machine
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return copy

@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ RULES = [
          "plans every job"),
     Rule(r"snakemake --cores all", DRY_RUN, "the default study, 30 minutes on 2 cores: the dry run plans every job"),
     Rule(r"snakemake --report \S+\.html", RUN_ON_QUICK, "the report of a finished run, here the quick study's"),
-    Rule(r"(RSSCALE_PLUGINS=\S+ )?rsscale .*", RUN, "an rsscale command of seconds"),
+    Rule(r"(RSSCALE_PLUGINS=\S+ )?rsscale (methods|harness --methods \w+ --trials \d{1,3} .*|--help)", RUN,
+         "an rsscale command of seconds"),
 ]
 
 DRY_RUN_FLAGS = {"snakemake": "--dry-run", "pip install": "--dry-run --no-index --no-build-isolation",  # offline
@@ -163,7 +165,16 @@ def copy_of_repository(destination: Path) -> Path:
 
 def shell(line: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """A command line in bash, as a user of this environment types it: its programs (python, pip, snakemake,
-    rsscale) first on the PATH, the copy's package first on the Python path."""
+    rsscale) first on the PATH, the copy's package first on the Python path.  On a timeout, the line's whole process
+    group is killed (not only bash), then the timeout raised."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd / "src"), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(["bash", "-c", line], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

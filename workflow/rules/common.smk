@@ -17,8 +17,8 @@ check_config(config)
 
 
 def job_threads():
-    """The threads of a rule that parallelizes over the machine (certify, profile, ...): every core of the run
-    (``--cores``), or 1 when the command gives none (``snakemake --report``, ``--summary``: nothing runs)."""
+    """Threads for the jobs that use the whole machine (certify, profile, ...), i.e. every core of the run
+    (``--cores``); 1 when the command gives none (``snakemake --report`` or ``--summary``, where nothing runs)."""
     try:
         return workflow.cores
     except WorkflowError:
