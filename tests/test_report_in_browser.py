@@ -45,8 +45,9 @@ def rendered(dom: str) -> str:
 
 @pytest.fixture(scope="module")
 def report(quick_study_copy):
-    if load_script().browser() is None:
-        pytest.skip(f"no headless browser on the PATH (one of {', '.join(load_script().BROWSERS)}; Debian: "
+    script = load_script()
+    if script.browser() is None:
+        pytest.skip(f"no headless browser on the PATH (one of {', '.join(script.BROWSERS)}; Debian: "
                     "apt-get install chromium)")
     result = shell(f"snakemake --report browser_report.html --configfile {QUICK}", quick_study_copy)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
