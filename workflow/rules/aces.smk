@@ -28,7 +28,7 @@ rule aces_sweep:
         pack=config["cohen"]["pack"],
         seed=config["seed"],
         partial=partial_rows,
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:

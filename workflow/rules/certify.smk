@@ -27,7 +27,7 @@ rule certify:
         seed=config["seed"],
         partial=partial_rows,
         shard="",
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:
@@ -51,7 +51,7 @@ if SHARDS > 1:
             gpu=1,
         params:
             **{**rules.certify.params, "shard": lambda w: f" --shard {w.shard}/{SHARDS}"},
-        threads: workflow.cores
+        threads: job_threads()
         conda:
             "../../environment.yml"
         log:

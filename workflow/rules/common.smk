@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rsscale.experiments.plan import Plan, check_config
@@ -13,6 +14,15 @@ validate(config, schema="../config/schema.yaml")
 
 
 check_config(config)
+
+
+def job_threads():
+    """Threads for the jobs that use the whole machine (certify, profile, ...), i.e. every core of the run
+    (``--cores``); 1 when the command gives none (``snakemake --report`` or ``--summary``, where nothing runs)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def as_json(value):

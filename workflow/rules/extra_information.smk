@@ -23,7 +23,7 @@ if EXTRA:
             sigma=EXTRA["sigma"],
             fit={"max_examples": 500, "copies": 8, "steps": 300, **EXTRA.get("sween_fit", {})},
             seed=config["seed"],
-        threads: workflow.cores
+        threads: job_threads()
         conda:
             "../../environment.yml"
         log:

@@ -29,7 +29,7 @@ rule family_cost:
         rounds=(COST or {}).get("rounds", 1),
         seed=config["seed"],
         out=out_prefix,
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:

@@ -34,7 +34,7 @@ rule incremental:
         seed=config["seed"],
         out=out_prefix,
         partial=partial_rows,
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:

@@ -25,7 +25,7 @@ rule profile:
         batch_sizes=words(config["profile"]["batch_sizes"]),
         engine=as_json(config["profile"].get("engine", {})),
         seed=config["seed"],
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:
@@ -72,7 +72,7 @@ rule profile_sizes:
         sigma=config["profile"]["sigmas"][0],
         seed=config["seed"],
         out=lambda w, output: output[0],
-    threads: workflow.cores
+    threads: job_threads()
     conda:
         "../../environment.yml"
     log:

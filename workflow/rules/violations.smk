@@ -9,7 +9,7 @@ rule violation_search:
     """Per method (DDRS, QCRS, ANCER, their memory-fixed variants, ISRS and Cohen): inputs, points tried, violations
     found and the first violating example."""
     output:
-        multiext("results/tables/violations", ".csv", ".md", ".tex"),
+        table_outputs("violations"),
     params:
         settings=as_json({k: v for k, v in config.get("violations", {}).items() if k != "seed"}),
         seed=config.get("violations", {}).get("seed", config["seed"]),
