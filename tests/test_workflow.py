@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "config" / "quick.yaml"
 
 
+def own_config(run: Path) -> Path:
+    """The quick config of a repository copy: the file its study ran with (the manifest's params name it)."""
+    return run / TINY.relative_to(REPO)
+
+
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
     """Snakemake in ``workdir`` with its own Snakefile (a copy of the repository) or else the repository's."""
     snakefile = workdir / "Snakefile" if (workdir / "Snakefile").is_file() else REPO / "Snakefile"
@@ -29,11 +34,11 @@ def finished_run(quick_study_copy):
 
 
 def _declared_outputs(workdir: Path) -> list[str]:
-    result = snakemake(workdir, TINY, "--list-target-rules")
+    result = snakemake(workdir, own_config(workdir), "--list-target-rules")
     assert result.returncode == 0
     summary = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(TINY), "--summary", "--cores", "1"], capture_output=True, text=True, timeout=300)
+         "--configfile", str(own_config(workdir)), "--summary", "--cores", "1"], capture_output=True, text=True, timeout=300)
     assert summary.returncode == 0, summary.stderr[-3000:]
     lines = summary.stdout.strip().splitlines()
     return [line.split("\t")[0] for line in lines[1:] if line.strip()]
@@ -97,7 +102,7 @@ def test_the_html_report_holds_every_table_and_figure_with_a_caption(finished_ru
     tables = sorted(p.stem for p in (finished_run / "results/tables").glob("*.csv"))
     captions = REPO / "workflow" / "report" / "tables"
     assert [t for t in tables if not (captions / f"{t}.rst").is_file()] == []
-    result = snakemake(finished_run, TINY, "--report", "report.html")
+    result = snakemake(finished_run, own_config(finished_run), "--report", "report.html")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = (finished_run / "report.html").read_text()
     for name in tables:
@@ -108,7 +113,7 @@ def test_the_html_report_holds_every_table_and_figure_with_a_caption(finished_ru
 
 @pytest.mark.slow
 def test_rerun_is_a_no_op_and_a_config_change_reruns_dependents(finished_run, tmp_path):
-    result = snakemake(finished_run, TINY, "--dry-run")
+    result = snakemake(finished_run, own_config(finished_run), "--dry-run")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
     changed = yaml.safe_load(TINY.read_text())
     changed["cohen"]["n"] = 50

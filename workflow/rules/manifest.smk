@@ -4,11 +4,12 @@ import os
 import shlex
 
 
-# the config files of this run: those Snakemake loaded, the schema, and the claims ledger when present
+# the config files of this run: those Snakemake loaded, the schema, and the claims ledger when present, each
+# relative to the working directory (a rule's params: the same config named by another path must not rerun it)
 MANIFEST_CONFIGS = list(
     dict.fromkeys(
-        [str(f) for f in workflow.configfiles]
-        + [os.path.join(workflow.basedir, "workflow", "config", "schema.yaml")]
+        os.path.relpath(f)
+        for f in [*workflow.configfiles, os.path.join(workflow.basedir, "workflow", "config", "schema.yaml")]
         + [f for f in ["workflow/config/claims.yaml"] if os.path.exists(f)]
     )
 )

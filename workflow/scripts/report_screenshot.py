@@ -2,7 +2,7 @@
 
     python workflow/scripts/report_screenshot.py report.html --png report.png
     python workflow/scripts/report_screenshot.py report.html --category Trade-off \
-        --show figures/certified_accuracy.png --png figures/report_screenshot.png --dom dom.html
+        --show figures/certified_accuracy.png --png docs/images/report_screenshot.png --dom dom.html
 
 The report is a JavaScript application (React) in one file: Chromium (Debian's ``chromium``, or the program named
 by $CHROMIUM) runs it under a virtual-time budget, so the page is captured once rendered. ``--category`` opens that
