@@ -38,7 +38,8 @@ def _declared_outputs(workdir: Path) -> list[str]:
     assert result.returncode == 0
     summary = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(own_config(workdir)), "--summary", "--cores", "1"], capture_output=True, text=True, timeout=300)
+         "--configfile", str(own_config(workdir)), "--summary", "--cores", "1"],
+        capture_output=True, text=True, timeout=300)
     assert summary.returncode == 0, summary.stderr[-3000:]
     lines = summary.stdout.strip().splitlines()
     return [line.split("\t")[0] for line in lines[1:] if line.strip()]
