@@ -24,8 +24,9 @@ def test_the_ledger_covers_the_survey_claims_with_known_tests():
     ids = [c["id"] for c in ledger]
     assert len(ids) == len(set(ids)) >= 13
     for claim in ledger:
-        assert {"id", "section", "claim", "statement", "test"} <= set(claim), claim["id"]
+        assert {"id", "section", "claim", "statement", "test", "threshold"} <= set(claim), claim["id"]
         assert claim["test"] in claims.TESTS, claim["id"]
+    claims.validate(ledger)
     assert {"linf-dimension", "dsrs-beats-np", "projection-helps", "sigma-tradeoff", "cost-linear-in-n"} <= set(ids)
 
 
@@ -38,13 +39,13 @@ def slope_table(slope, se):
                                                      (-0.4, 0.04, "inconclusive")])
 def test_slope_verdicts(slope, se, verdict):
     params = {"group": "synthetic", "noise": "gaussian", "norm": "linf", "expected": -0.5, "tolerance": 0.05}
-    measured, got = claims.TESTS["slope"](slope_table(slope, se), params)
+    measured, got = claims.TESTS["slope"](slope_table(slope, se), params)[:2]
     assert got == verdict and f"{slope:+.3f}" in measured
 
 
 def remedy_rows(gains, seconds=(2.0, 1.0)):
     rows = []
-    for d, gain in zip((10, 100, 1000, 10000), gains, strict=True):
+    for d, gain in zip((10, 100, 1000, 10000, 100000)[:len(gains)], gains, strict=True):
         rows.append({"group": "synthetic", "d": float(d), "method": "cohen", "gain_l2": 1.0,
                      "sampling_seconds": seconds[1], "radius_seconds": 0.0})
         rows.append({"group": "synthetic", "d": float(d), "method": "dsrs_truncated", "gain_l2": gain,
@@ -55,10 +56,12 @@ def remedy_rows(gains, seconds=(2.0, 1.0)):
 def test_gain_verdicts_use_the_sign_test_and_the_cost():
     params = {"method": "dsrs_truncated", "norm": "l2",
               "cost": {"reference": "cohen", "columns": ["sampling_seconds", "radius_seconds"]}}
-    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 1.01, 1.03]), params)[1] == "supported"
-    assert claims.TESTS["gain_over_d"](remedy_rows([0.99, 0.98, 1.0, 0.97]), params)[1] == "not supported"
-    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 0.99, 1.03]), params)[1] == "inconclusive"
-    cheaper = remedy_rows([1.02, 1.05, 1.01, 1.03], seconds=(0.5, 1.0))  # a gain that costs less is not the claim
+    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 1.01, 1.03, 1.04]), params)[1] == "supported"
+    assert claims.TESTS["gain_over_d"](remedy_rows([0.99, 0.98, 1.0, 0.97, 0.96]), params)[1] == "not supported"
+    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 0.99, 1.03, 1.04]), params)[1] == "inconclusive"
+    # all of 4 dimensions above: the exact one-sided lower bound (0.47) straddles 1/2, as the sign test (p = 1/16)
+    assert claims.TESTS["gain_over_d"](remedy_rows([1.02, 1.05, 1.01, 1.03]), params)[1] == "inconclusive"
+    cheaper = remedy_rows([1.02, 1.05, 1.01, 1.03, 1.04], seconds=(0.5, 1.0))  # a gain that costs less is not it
     assert claims.TESTS["gain_over_d"](cheaper, params)[1] != "supported"
 
 
@@ -71,7 +74,7 @@ def test_sigma_tradeoff_and_cost_in_n():
     counts = [{"n": float(n), "seconds_median": n * 1e-5, "ACR": acr}
               for n, acr in ((100, 0.3), (1000, 0.45), (10000, 0.55), (100000, 0.6))]
     params = {"n_min": 1000, "tolerance": 0.2, "max_gain": 0.2}
-    measured, verdict = claims.TESTS["cost_in_n"]({"sample_count": counts}, params)
+    measured, verdict = claims.TESTS["cost_in_n"]({"sample_count": counts}, params)[:2]
     assert verdict == "supported" and "slope 1.00" in measured
     quadratic = [dict(row, seconds_median=row["n"] ** 2 * 1e-9) for row in counts]
     assert claims.TESTS["cost_in_n"]({"sample_count": quadratic}, params)[1] == "inconclusive"
@@ -83,15 +86,20 @@ def test_cli_writes_the_verdict_table_and_marks_missing_tables(tmp_path):
     ledger = tmp_path / "claims.yaml"
     ledger.write_text(yaml.safe_dump({"claims": [
         {"id": "a", "section": "2.1", "claim": "c", "statement": "s", "test": "slope", "tables": ["dimension_slopes"],
-         "params": {"group": "synthetic", "noise": "gaussian", "norm": "linf", "expected": -0.5, "tolerance": 0.05}},
-        {"id": "b", "section": "2.3", "claim": "c", "statement": "s", "test": "cost_in_n", "tables": ["sample_count"]},
+         "params": {"group": "synthetic", "noise": "gaussian", "norm": "linf", "expected": -0.5, "tolerance": 0.05},
+         "threshold": {"source": "survey", "ref": "2.1", "text": "divided by sqrt(d)"}},
+        {"id": "b", "section": "2.3", "claim": "c", "statement": "s", "test": "cost_in_n", "tables": ["sample_count"],
+         "threshold": {"source": "convention", "text": "why"}},
     ]}))
     assert main(["claims", "--ledger", str(ledger), "--tables", str(tmp_path), "--out", str(tmp_path / "v")]) == 0
     rows = list(csv.DictReader((tmp_path / "v.csv").open()))
     assert [(r["id"], r["verdict"]) for r in rows] == [("a", "supported"), ("b", "not measured")]
+    assert float(rows[0]["low"]) < -0.5 < float(rows[0]["high"]) and rows[0]["threshold_source"].startswith("survey")
+    assert rows[1]["interval"] == "none: not measured" and rows[1]["measured"] in ("", "nan")
     assert (tmp_path / "v.tex").read_text().startswith(r"\begin{tabular}")
     ledger.write_text(yaml.safe_dump({"claims": [{"id": "x", "section": "1", "claim": "c", "statement": "s",
-                                                  "test": "no_such_test"}]}))
+                                                  "test": "no_such_test", "threshold": {"source": "convention",
+                                                                                         "text": "t"}}]}))
     assert main(["claims", "--ledger", str(ledger), "--tables", str(tmp_path), "--out", str(tmp_path / "w")]) == 2
 
 
@@ -99,9 +107,9 @@ def test_cost_cut_needs_both_the_saving_and_the_quality():
     rows = [{"label": "cohen n=100000", "method": "cohen", "forward_passes_mean": 100100.0, "passes_saved_x": 1.0,
              "ACR": 0.6, "same_decision": float("nan"), "inputs": 60.0},
             {"label": "betting r=0.25", "method": "adaptive", "forward_passes_mean": 500.0, "passes_saved_x": 200.0,
-             "ACR": float("nan"), "same_decision": 0.98, "inputs": 60.0}]
+             "ACR": float("nan"), "same_decision": 1.0, "inputs": 200.0}]
     params = {"method": "adaptive", "min_saving": 50, "min_agreement": 0.97}
-    measured, verdict = claims.TESTS["cost_cut"]({"inference_cost": rows}, params)
+    measured, verdict = claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[:2]
     assert verdict == "supported" and "200x fewer passes" in measured
     rows[1]["same_decision"] = 0.9
     assert claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[1] == "inconclusive"
@@ -120,7 +128,7 @@ def test_training_gain_compares_acr_and_cost_with_gaussian():
     plain = {"baseline": "gaussian"}
     assert claims.TESTS["training_gain"](table, {"objectives": ["macer", "smoothadv"], **plain})[1] == "supported"
     measured, verdict = claims.TESTS["training_gain"](table, {"objectives": ["macer"], "cheaper": "macer",
-                                                              "dearer": "smoothadv", **plain})
+                                                              "dearer": "smoothadv", **plain})[:2]
     assert verdict == "inconclusive" and "macer x4.0" in measured  # the gain holds, the cost comparison does not
     worse = [dict(r, ACR_vs_gaussian=0.9) if r["objective"] == "macer" else r for r in rows]
     assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"], **plain})[1] == \
@@ -135,7 +143,7 @@ def test_training_gain_reads_the_published_variant_against_the_equal_budget_base
     rows = [row("shared loop", "macer", s, 0.5) for s in (0.25, 0.5, 1.0)]
     rows += [row("published recipe", "macer", 0.25, 1.1), row("published recipe", "macer", 0.5, 1.2),
              row("published recipe", "macer", 1.0, float("nan"), collapsed=True)]
-    measured, verdict = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"]})
+    measured, verdict = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"]})[:2]
     assert verdict == "supported" and "higher at 2/2 sigmas" in measured and "published recipe" in measured
     shared = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"], "variant": "shared"})
     assert shared[1] == "not supported"
@@ -146,7 +154,7 @@ def test_training_gain_reads_the_published_variant_against_the_equal_budget_base
 
 def extra_rows(**mine):
     base = {"method": "baseline", "family": "cohen", "sound": True, "inputs": 100.0, "ACR": 0.5, "ACR_ratio": 1.0,
-            "ACR_diff_low": 0.0, "ACR_diff_high": 0.0, "evaluations_per_input": 10100.0,
+            "ACR_diff": 0.0, "ACR_diff_low": 0.0, "ACR_diff_high": 0.0, "evaluations_per_input": 10100.0,
             "cost_ratio_evaluations": 1.0, "cost_ratio_seconds": 1.0}
     return {"extra_information": [base, {**base, "method": "ensemble", "family": "ensemble", **mine}]}
 
@@ -155,7 +163,7 @@ def test_extra_gain_reads_the_bootstrap_interval_and_the_cost():
     gain = {"methods": ["ensemble"], "expect": "gain", "min_cost": 1.5}
     table = extra_rows(ACR_ratio=1.1, ACR_diff_low=0.01, ACR_diff_high=0.09, cost_ratio_evaluations=3.0,
                        evaluations_per_input=30300.0)
-    measured, verdict = claims.TESTS["extra_gain"](table, gain)
+    measured, verdict = claims.TESTS["extra_gain"](table, gain)[:2]
     assert verdict == "supported" and "ACR x1.100" in measured and "+2.0 .. +18.0 %" in measured
     table["extra_information"][1].update(ACR_diff_low=-0.01)
     assert claims.TESTS["extra_gain"](table, gain)[1] == "inconclusive"  # the interval straddles 0
@@ -169,3 +177,54 @@ def test_extra_gain_reads_the_bootstrap_interval_and_the_cost():
     assert claims.TESTS["extra_gain"](extra_rows(evaluations_per_input=17100.0), cheap)[1] == "supported"
     assert claims.TESTS["extra_gain"](extra_rows(evaluations_per_input=40100.0), cheap)[1] == "not supported"
     assert claims.TESTS["extra_gain"](extra_rows(), {"methods": ["sween"], "expect": "gain"})[1] == "not measured"
+
+
+CLAIM = {"id": "k", "section": "2.1", "claim": "c", "statement": "s", "test": "slope",
+         "threshold": {"source": "survey", "ref": "2.1", "text": "divided by sqrt(d)"}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"threshold": None}, "missing field(s) threshold"),
+    ({"threshold": {"source": "hearsay", "text": "t"}}, "source one of"),
+    ({"threshold": {"source": "survey", "text": "t"}}, "needs a ref"),
+    ({"threshold": {"source": "published", "ref": "cohen2019certified", "text": " "}}, "needs a text"),
+])
+def test_a_claim_without_a_threshold_source_is_refused(change, message):
+    claim = {k: v for k, v in {**CLAIM, **change}.items() if v is not None}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        claims.validate([claim])
+    assert "'k'" in str(err.value)
+    claims.validate([CLAIM, dict(CLAIM, threshold={"source": "convention", "text": "why this number"})])
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [(0.2, 0.4, "supported"), (-0.3, -0.1, "not supported"),
+                                                      (-0.1, 0.3, "inconclusive")])
+def test_an_interval_straddling_the_threshold_is_inconclusive(low, high, verdict):
+    assert claims.judge(low, high, lower=0.0) == verdict
+    assert claims.judge(-high, -low, upper=0.0) == verdict
+    assert claims.judge(low, high, lower=-1.0, upper=1.0) == "supported"
+
+
+@pytest.mark.parametrize(("agreeing", "inputs", "verdict"), [(200, 200, "supported"), (60, 60, "inconclusive"),
+                                                             (40, 60, "inconclusive")])
+def test_the_agreement_verdict_follows_its_exact_interval(agreeing, inputs, verdict):
+    rows = [{"label": "cohen n=100000", "method": "cohen", "forward_passes_mean": 100100.0, "passes_saved_x": 1.0,
+             "ACR": 0.6, "same_decision": float("nan"), "inputs": float(inputs)},
+            {"label": "union r=0.25", "method": "adaptive", "forward_passes_mean": 500.0, "passes_saved_x": 200.0,
+             "ACR": float("nan"), "same_decision": agreeing / inputs, "inputs": float(inputs)}]
+    outcome = claims.TESTS["cost_cut"]({"inference_cost": rows}, {"method": "adaptive", "min_saving": 10,
+                                                                   "min_agreement": 0.97})
+    assert outcome.verdict == verdict and outcome.low < agreeing / inputs <= outcome.high
+    assert "exact binomial over" in outcome.interval and outcome.threshold.startswith(">= 10x")
+    assert (outcome.high < 0.97) == (agreeing == 40)  # all agree on 60 inputs: the interval straddles 0.97
+
+
+def test_every_ledger_claim_reports_its_interval_or_why_not(tmp_path):
+    """Evaluated on tables with no per-input files at hand, each verdict row carries an interval kind or a reason."""
+    table = slope_table(-0.45, 0.03)["dimension_slopes"]  # interval -0.509 .. -0.391 straddles -0.45 +- 0.05's end
+    write_csv(tmp_path / "dimension_slopes.csv", table)
+    ledger = yaml.safe_load(LEDGER.read_text())["claims"]
+    rows = claims.evaluate(ledger, tmp_path)
+    assert all(r["interval"] and r["threshold_source"] for r in rows)
+    first = next(r for r in rows if r["id"] == "linf-dimension")
+    assert first["verdict"] == "inconclusive" and first["low"] < -0.5 < -0.4 < first["high"]

@@ -78,7 +78,7 @@ def test_every_declared_output_exists_and_parses(finished_run):
     from rsscale.experiments import claims
 
     recomputed = claims.evaluate(ledger, finished_run / "results/tables")
-    assert [(r["verdict"], r["measured"]) for r in verdicts] == [(r["verdict"], r["measured"]) for r in recomputed]
+    assert [(r["verdict"], r["details"]) for r in verdicts] == [(r["verdict"], r["details"]) for r in recomputed]
     assert sum(r["verdict"] in ("supported", "not supported", "inconclusive") for r in verdicts) >= len(ledger) // 2
     soundness = list(csv.DictReader((finished_run / "results/tables/soundness.csv").open()))
     assert soundness and all(r["verdict"] != "FAIL" for r in soundness)

@@ -206,13 +206,13 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("aces_tradeoff")
-def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
+def aces_claim(tables: dict[str, list[dict]], params: dict) -> claims.Outcome:
     """Per sigma, the ACES theta of highest clean accuracy whose ACR is >= (1 - max_acr_loss) x pure RS's: supported
     when at every sigma its clean accuracy beats pure RS's (McNemar p < ``p``), not supported when at some sigma no
     such theta gains at all, else inconclusive."""
     max_loss, level = params.get("max_acr_loss", 0.2), params.get("p", 0.05)
     rows = tables["aces"]
-    verdicts, texts = [], []
+    verdicts, texts, gains = [], [], []
     for sigma in dict.fromkeys(r["sigma"] for r in rows):
         rs = [r for r in rows if r["sigma"] == sigma and r["method"] == "rs"]
         ok = [r for r in rows if r["sigma"] == sigma and r["method"] == "aces"
@@ -223,17 +223,19 @@ def aces_claim(tables: dict[str, list[dict]], params: dict) -> tuple[str, str]:
             continue
         best = max(ok, key=lambda r: (r["clean_accuracy"], r["ACR"]))
         gain = best["clean_accuracy"] - rs[0]["clean_accuracy"]
+        gains.append(gain)
         texts.append(f"sigma {sigma:g}, theta {best['theta']:g}: clean {best['clean_accuracy']:.3f} vs "
                      f"{rs[0]['clean_accuracy']:.3f} (p = {best['clean_gain_p']:.3g}), ACR {best['ACR']:.3f} vs "
                      f"{rs[0]['ACR']:.3f}")
         verdicts.append("supported" if best["clean_gain_p"] < level else
                         "not supported" if gain <= 0 else "inconclusive")
+    threshold = (f"clean accuracy above pure RS's (McNemar p < {level:g}) keeping >= {100 * (1 - max_loss):g} % of "
+                 "its ACR, at every sigma")
     if not verdicts:
-        return "no rows", "not measured"
-    for verdict in ("not measured", "not supported", "inconclusive"):
-        if verdict in verdicts:
-            return "; ".join(texts), verdict
-    return "; ".join(texts), "supported"
+        return claims.not_measured("no rows", threshold)
+    return claims.Outcome("; ".join(texts), claims.worst(verdicts), min(gains, default=claims.NAN),
+                          interval="none: judged by the exact one-sided McNemar test per sigma (p-values in the "
+                          "details)", threshold=threshold)
 
 
 register(Experiment("aces", "ACES: certify F or fall back to a core model, across the selector's theta",

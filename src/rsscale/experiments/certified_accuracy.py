@@ -64,12 +64,14 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("sigma_tradeoff")
-def sigma_tradeoff_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """Clean certified accuracy (r = 0) falls as sigma grows, and the largest radius certified for any input grows."""
+def sigma_tradeoff_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
+    """Clean certified accuracy (r = 0) falls as sigma grows (Spearman <= -``min_rho``, a point estimate over the
+    sigmas), and the largest radius certified for any input grows."""
     rows = sorted(tables["certified_accuracy"], key=lambda r: r["sigma"])
-    radii = sorted(float(k.split("=")[1]) for k in rows[0] if k.startswith("r="))
+    threshold = f"Spearman(sigma, accuracy at r = 0) <= {-params.get('min_rho', 0.8):g} and the reach grows"
     if len(rows) < 3:
-        return "fewer than 3 sigmas", "not measured"
+        return claims.not_measured("fewer than 3 sigmas", threshold)
+    radii = sorted(float(k.split("=")[1]) for k in rows[0] if k.startswith("r="))
     sigmas = [r["sigma"] for r in rows]
     clean = [r["r=0"] for r in rows]
     reach = [max((rad for rad in radii if r[f"r={rad:g}"] > 0), default=0.0) for r in rows]
@@ -78,9 +80,9 @@ def sigma_tradeoff_test(tables: dict[str, claims.Rows], params: dict) -> tuple[s
                 f"largest certified radius in the table: {', '.join(f'{x:g}' for x in reach)}")
     falls = rho_clean <= -params.get("min_rho", 0.8)
     grows = reach[-1] > reach[0] or max(reach) > reach[0]
-    if falls and grows:
-        return measured, "supported"
-    return measured, "not supported" if not falls and not grows else "inconclusive"
+    verdict = "supported" if falls and grows else "not supported" if not falls and not grows else "inconclusive"
+    return claims.Outcome(measured, verdict, rho_clean, interval=f"none: a rank correlation over {len(rows)} "
+                          f"sigmas; {claims.PER_INPUT}", threshold=threshold)
 
 
 register(Experiment("certified-accuracy", "certified accuracy and ACR per noise level sigma", runs, table, figure))

@@ -3,26 +3,97 @@
 A ledger (``workflow/config/claims.yaml``) lists claims; each names a *test*
 and the tables it reads.  Each experiment registers the tests of its tables
 with :func:`test` (importing :mod:`rsscale.experiments` registers them all).
-A test gets the rows of those tables and its parameters and returns the
-measured numbers (as text, with their uncertainty) and a verdict:
+A test gets the rows of those tables and its parameters and returns an :class:`Outcome`: the measured numbers
+as text, the key number that decides with its 95 % interval (or the reason why there is none), the threshold,
+and a verdict:
 
 * ``supported``: the statement holds by the test's rule;
 * ``not supported``: the measurement contradicts it;
 * ``inconclusive``: measured, but the uncertainty straddles the rule;
 * ``not measured``: the study (config) did not produce the tables it needs.
+
+Every claim cites where its threshold comes from (``threshold: {source, ref, text}``): the survey's own words
+(``ref``: its section), a published number (``ref``: the paper's bib key) or a convention of this project (the
+text says why that number); :func:`validate` refuses a ledger without one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
+from rsscale.bounds import clopper_pearson_interval
 from rsscale.io import read_rows
 
 VERDICTS = ("supported", "not supported", "inconclusive", "not measured")
+#: where a threshold may come from
+SOURCES = ("survey", "published", "convention")
+#: the level of every interval a verdict reports
+LEVEL = 0.95
+NAN = float("nan")
+
+
+class Outcome(NamedTuple):
+    """A claim test's result: ``details`` (the measured numbers as text) and ``verdict`` first, then the key
+    number that decides (``measured``), its 95 % interval ``[low, high]`` (NaN: none), the kind of that interval or
+    why there is none (``interval``) and the rule it is judged against (``threshold``)."""
+
+    details: str
+    verdict: str
+    measured: float = NAN
+    low: float = NAN
+    high: float = NAN
+    interval: str = ""
+    threshold: str = ""
+
+
+#: why an interval is missing where it would need the runs' per-input result files
+PER_INPUT = "an interval needs the per-input result files, which the claims rule does not read"
+
+
+def not_measured(details: str, threshold: str = "") -> Outcome:
+    """The outcome of a claim whose tables lack the rows it needs."""
+    return Outcome(details, "not measured", interval="none: not measured", threshold=threshold)
+
 
 Rows = list[dict]
-Test = Callable[[dict[str, Rows], dict], tuple[str, str]]
+Test = Callable[[dict[str, Rows], dict], Outcome]
+
+
+def judge(low: float, high: float, lower: float | None = None, upper: float | None = None) -> str:
+    """The verdict of an interval ``[low, high]`` against the accepted region ``lower <= x <= upper`` (either end
+    open when None): inside it ``supported``, outside it ``not supported``, straddling an end ``inconclusive``.
+    A point estimate is the interval ``[x, x]``."""
+    if math.isnan(low) or math.isnan(high):
+        raise ValueError(f"judge: the interval [{low}, {high}] has no ends")
+    inside = (lower is None or low >= lower) and (upper is None or high <= upper)
+    outside = (lower is not None and high < lower) or (upper is not None and low > upper)
+    return "supported" if inside else "not supported" if outside else "inconclusive"
+
+
+def binomial_interval(successes: float, trials: float, one_sided: bool = False) -> tuple[float, float]:
+    """Exact (Clopper & Pearson 1934) interval of a proportion at :data:`LEVEL`; ``one_sided``: each end is a
+    one-sided bound at that level (the dual of a one-sided sign test)."""
+    alpha = 2 * (1 - LEVEL) if one_sided else 1 - LEVEL
+    low, high = clopper_pearson_interval(int(round(successes)), int(trials), alpha)
+    return float(low), float(high)
+
+
+def normal_interval(estimate: float, standard_error: float) -> tuple[float, float]:
+    """The Wald interval ``estimate +- z * se`` at :data:`LEVEL` (z = 1.96)."""
+    z = 1.959963984540054
+    return estimate - z * standard_error, estimate + z * standard_error
+
+
+def worst(verdicts: Sequence[str]) -> str:
+    """The verdict of several parts that must all hold: any not supported part refutes, any inconclusive one
+    leaves it open."""
+    for verdict in ("not measured", "not supported", "inconclusive"):
+        if verdict in verdicts:
+            return verdict
+    return "supported"
 TESTS: dict[str, Test] = {}
 
 
@@ -37,24 +108,64 @@ def test(name: str):
 
 
 @test("pending")
-def pending_test(tables: dict[str, Rows], params: dict) -> tuple[str, str]:
+def pending_test(tables: dict[str, Rows], params: dict) -> Outcome:
     """A claim whose experiment the study does not run yet."""
-    return params.get("note", "no experiment yet"), "not measured"
+    return not_measured(params.get("note", "no experiment yet"))
+
+
+def validate(ledger: Sequence[dict]) -> None:
+    """Refuse a malformed ledger with a message naming the claim: every claim has its fields, a known test, and a
+    threshold source ``{source: survey|published|convention, ref, text}`` (``ref``: the survey's section or the
+    paper's bib key; a convention's ``text`` says why that number)."""
+    for k, claim in enumerate(ledger):
+        name = claim.get("id", f"#{k + 1}") if isinstance(claim, dict) else f"#{k + 1}"
+        if not isinstance(claim, dict):
+            raise ValueError(f"claim {name}: expected a mapping, got {claim!r}")
+        absent = [f for f in ("id", "section", "claim", "statement", "test", "threshold") if f not in claim]
+        if absent:
+            raise ValueError(f"claim {name!r}: missing field(s) {', '.join(absent)}"
+                             + (" (where its threshold comes from: threshold: {source: survey|published|convention,"
+                                " ref: ..., text: ...})" if "threshold" in absent else ""))
+        if claim["test"] not in TESTS:
+            raise ValueError(f"claim {name!r}: unknown test {claim['test']!r}; known: {sorted(TESTS)}")
+        source = claim["threshold"]
+        if not isinstance(source, dict) or source.get("source") not in SOURCES:
+            raise ValueError(f"claim {name!r}: threshold must be a mapping with source one of {SOURCES}, got "
+                             f"{source!r}")
+        if not str(source.get("text", "")).strip():
+            raise ValueError(f"claim {name!r}: threshold needs a text (the survey's words, the published number, or "
+                             "why this convention)")
+        if source["source"] != "convention" and not str(source.get("ref", "")).strip():
+            raise ValueError(f"claim {name!r}: a {source['source']} threshold needs a ref (the survey's section or "
+                             "the paper's bib key)")
+
+
+def threshold_source(claim: dict) -> str:
+    """The claim's threshold source as one line: ``survey 2.3: "..."``, ``published [key]: ...``, ``convention:
+    ...``."""
+    source = claim["threshold"]
+    if source["source"] == "survey":
+        return f'survey {source["ref"]}: "{source["text"]}"'
+    if source["source"] == "published":
+        return f"published [{source['ref']}]: {source['text']}"
+    return f"convention: {source['text']}"
 
 
 def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
-    """One verdict row per claim of the ledger, reading ``<table_dir>/<table>.csv``."""
+    """One verdict row per claim of the ledger (:func:`validate` first), reading ``<table_dir>/<table>.csv``."""
+    validate(ledger)
     rows = []
     for claim in ledger:
-        if claim["test"] not in TESTS:
-            raise ValueError(f"claim {claim['id']!r}: unknown test {claim['test']!r}; known: {sorted(TESTS)}")
         paths = {name: Path(table_dir) / f"{name}.csv" for name in claim.get("tables", [])}
         missing = [name for name, path in paths.items() if not path.exists()]
         if missing:
-            measured, verdict = f"tables not produced by this study: {', '.join(missing)}", "not measured"
+            outcome = not_measured(f"tables not produced by this study: {', '.join(missing)}")
         else:
             tables = {name: read_rows(path) for name, path in paths.items()}
-            measured, verdict = TESTS[claim["test"]](tables, claim.get("params", {}))
+            outcome = Outcome(*TESTS[claim["test"]](tables, claim.get("params", {})))
         rows.append({"id": claim["id"], "section": claim["section"], "claim": claim["claim"],
-                     "statement": claim["statement"], "measured": measured, "verdict": verdict})
+                     "statement": claim["statement"], "measured": outcome.measured, "low": outcome.low,
+                     "high": outcome.high, "interval": outcome.interval, "threshold": outcome.threshold,
+                     "threshold_source": threshold_source(claim), "details": outcome.details,
+                     "verdict": outcome.verdict})
     return rows

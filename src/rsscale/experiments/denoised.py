@@ -116,30 +116,34 @@ def table(inputs: Sequence[str], out: str, options: TableOptions) -> None:
 
 
 @claims.test("denoiser_gain")
-def denoiser_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
+def denoiser_gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
     """At every sigma of the ``denoised`` table, the noise-free classifier behind the ``objective`` denoiser has an
     ACR at least ``min_gain`` x its ACR without a denoiser, and at least ``min_fraction`` of the Gaussian-trained
     classifier's ACR (Salman et al.: far above no denoiser, close to noise training)."""
     rows = tables["denoised"]
+    threshold = (f"ACR >= {params.get('min_gain', 1.5):g}x bare and >= {100 * params.get('min_fraction', 0.5):g} % "
+                 "of Gaussian-trained at every sigma")
     parts, gains, fractions = [], [], []
     for sigma in sorted({r["sigma"] for r in rows}):
         acr = {r["denoiser"] if r["model"] != "gaussian-trained" else "gaussian": r["ACR"]
                for r in rows if r["sigma"] == sigma}
         if not all(k in acr for k in (params["objective"], "none", "gaussian")):
-            return f"sigma = {sigma:g}: no {params['objective']}, bare or Gaussian-trained row", "not measured"
+            return claims.not_measured(f"sigma = {sigma:g}: no {params['objective']}, bare or Gaussian-trained row",
+                                       threshold)
         denoised, bare, gaussian = acr[params["objective"]], acr["none"], acr["gaussian"]
         gains.append(denoised / bare if bare > 0 else math.inf if denoised > 0 else 1.0)
         fractions.append(denoised / gaussian if gaussian > 0 else math.nan)
         parts.append(f"sigma {sigma:g}: ACR {bare:.3f} bare -> {denoised:.3f} with the {params['objective']} "
                      f"denoiser (Gaussian-trained {gaussian:.3f}, {100 * fractions[-1]:.0f} %)")
     if not parts:
-        return "no rows", "not measured"
+        return claims.not_measured("no rows", threshold)
     measured = "; ".join(parts)
     gain_ok = [g >= params.get("min_gain", 1.5) for g in gains]
     close_ok = [f >= params.get("min_fraction", 0.5) for f in fractions]
-    if all(gain_ok) and all(close_ok):
-        return measured, "supported"
-    return measured, "not supported" if not any(gain_ok) else "inconclusive"
+    verdict = "supported" if all(gain_ok) and all(close_ok) else "not supported" if not any(gain_ok) else \
+        "inconclusive"
+    return claims.Outcome(measured, verdict, min(fractions), interval=f"none: ratios of ACRs; {claims.PER_INPUT}",
+                          threshold=threshold)
 
 
 register(Experiment("denoised", "denoised smoothing against no denoiser and against noise training", runs, table))

@@ -159,21 +159,25 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("slope")
-def slope_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """A fitted log-log slope of ACR vs d equals ``expected`` within ``tolerance`` (beyond 2 standard errors)."""
+def slope_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
+    """A fitted log-log slope of ACR vs d equals ``expected`` within ``tolerance``, judged on the slope's 95 % normal
+    interval (1.96 standard errors of the least-squares fit over the dimensions)."""
     rows = [r for r in tables["dimension_slopes"]
             if r["group"] == params["group"] and r["noise"] == params["noise"] and r["norm"] == params["norm"]]
+    expected, tolerance = params["expected"], params["tolerance"]
+    threshold = f"slope in [{expected - tolerance:+g}, {expected + tolerance:+g}]"
     if not rows:
-        return "no such slope in the table", "not measured"
+        return claims.not_measured("no such slope in the table", threshold)
     slope, se = rows[0]["slope"], rows[0]["slope_se"]
     if isinstance(slope, str) or math.isnan(slope):
-        return "no slope (fewer than 2 dimensions with a positive ACR)", "inconclusive"
+        return claims.Outcome("no slope (fewer than 2 dimensions with a positive ACR)", "inconclusive",
+                              interval="none: no slope", threshold=threshold)
     se = 0.0 if isinstance(se, str) or math.isnan(se) else se
-    off = abs(slope - params["expected"])
+    low, high = claims.normal_interval(slope, se)
     measured = f"slope {slope:+.3f} +- {se:.3f} (d = {rows[0]['d_min']:.0f}..{rows[0]['d_max']:.0f})"
-    if off <= params["tolerance"]:
-        return measured, "supported"
-    return measured, "inconclusive" if off <= params["tolerance"] + 2 * se else "not supported"
+    return claims.Outcome(measured, claims.judge(low, high, expected - tolerance, expected + tolerance), slope, low,
+                          high, f"normal (slope +- 1.96 standard errors over {rows[0]['d_min']:.0f}.."
+                          f"{rows[0]['d_max']:.0f})", threshold)
 
 
 register(Experiment("dimension", "radii per norm as the input dimension d grows; fitted log-log slopes", runs, table,

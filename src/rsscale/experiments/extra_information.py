@@ -155,7 +155,7 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("extra_gain")
-def extra_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
+def extra_gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
     """Rows of ``extra_information`` whose family or tag is in ``methods`` against the Cohen baseline, judged on the
     95 % paired-bootstrap interval of the ACR difference (relative to the baseline's ACR):
 
@@ -166,19 +166,29 @@ def extra_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, 
     and, when given, the base-model evaluations per input over the baseline's are >= ``min_cost`` or <= ``max_cost``,
     and the extra evaluations per input are at most ``max_extra`` times ``extra_of_n`` (a search whose cost does not
     depend on n, judged against a run of the published n).
-    Intervals straddling the threshold make the claim inconclusive."""
+    Intervals straddling the threshold make the claim inconclusive.  The key number is the relative gain of the
+    method whose interval decides (the lowest lower end for ``gain``, the highest upper end for ``little``) or, for
+    ``any``, the largest extra-evaluation fraction (a count, no interval)."""
+    if params["expect"] not in ("gain", "little", "any"):
+        raise ValueError(f"extra_gain: expect must be gain, little or any, got {params['expect']!r}")
+    threshold = params.get("max_gain", 0.0) if params["expect"] == "little" else 0.0
+    rule = {"gain": "relative ACR gain > 0", "little": f"relative ACR gain < {threshold:g}", "any": "any gain"}[
+        params["expect"]] + "".join(text for key, text in (
+            ("min_cost", f"; >= {params.get('min_cost')}x evaluations"),
+            ("max_cost", f"; <= {params.get('max_cost')}x evaluations"),
+            ("max_extra", f"; extra evaluations <= {100 * params.get('max_extra', 0):g} % of n = "
+                          f"{params.get('extra_of_n', 0):g}")) if key in params)
     rows = tables["extra_information"]
     base = next((r for r in rows if r["family"] == "cohen"), None)
     mine = [r for r in rows if r["family"] in params["methods"] or r["method"] in params["methods"]]
     if base is None or not mine:
-        return "no rows", "not measured"
+        return claims.not_measured("no rows", rule)
     acr = base["ACR"]
-    if params["expect"] not in ("gain", "little", "any"):
-        raise ValueError(f"extra_gain: expect must be gain, little or any, got {params['expect']!r}")
-    threshold = params.get("max_gain", 0.0) if params["expect"] == "little" else 0.0
+    intervals, extras = [], []
     parts, holds, against = [], [], []
     for row in mine:
         low, high = row["ACR_diff_low"] / acr, row["ACR_diff_high"] / acr
+        intervals.append((row["ACR_diff"] / acr, low, high))
         cost = row["cost_ratio_evaluations"]
         parts.append(f"{row['method']}: ACR x{row['ACR_ratio']:.3f} (95 % CI of the gain {100 * low:+.1f} .. "
                      f"{100 * high:+.1f} %) at x{cost:.2f} evaluations, x{row['cost_ratio_seconds']:.2f} wall-clock"
@@ -196,13 +206,19 @@ def extra_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, 
         if "max_extra" in params:  # extra evaluations as a fraction of a Cohen run with extra_of_n samples
             extra = (row["evaluations_per_input"] - base["evaluations_per_input"]) / params["extra_of_n"]
             parts[-1] += f", extra evaluations {100 * extra:.1f} % of n = {params['extra_of_n']:g}"
+            extras.append(extra)
             ok, bad = ok and extra <= params["max_extra"], bad or extra > params["max_extra"]
         holds.append(ok)
         against.append(bad)
     measured = f"{'; '.join(parts)} ({int(base['inputs'])} inputs, Cohen ACR {acr:.3f})"
-    if all(holds):
-        return measured, "supported"
-    return measured, "not supported" if all(against) else "inconclusive"
+    verdict = "supported" if all(holds) else "not supported" if all(against) else "inconclusive"
+    if params["expect"] == "any":
+        return claims.Outcome(measured, verdict, max(extras, default=claims.NAN), interval="none: evaluation "
+                              "counts per input, fixed by the procedure", threshold=rule)
+    pick = min if params["expect"] == "gain" else max
+    gain, low, high = pick(intervals, key=lambda i: i[1] if params["expect"] == "gain" else i[2])
+    return claims.Outcome(measured, verdict, gain, low, high, f"paired percentile bootstrap over "
+                          f"{int(base['inputs'])} inputs ({BOOTSTRAP} resamples), relative to Cohen's ACR", rule)
 
 
 register(Experiment("extra-information", "local information, ensembles and input-specific sigma against Cohen",

@@ -152,15 +152,19 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("cost_cut")
-def cost_cut_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """Every run of ``method`` saves at least ``min_saving`` x the reference's forward passes, and either keeps
-    the ACR within ``max_acr_loss`` (relative) of the reference or takes the reference's decision at its target
-    radius on at least ``min_agreement`` of the inputs."""
+def cost_cut_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
+    """Every run of ``method`` saves at least ``min_saving`` x the reference's forward passes (mean passes, a point
+    estimate), and either keeps the ACR within ``max_acr_loss`` (relative, a point estimate) of the reference or
+    takes the reference's decision at its target radius on at least ``min_agreement`` of the inputs (the lowest
+    share judged on its exact 95 % interval)."""
     rows = tables["inference_cost"]
     reference = max((r for r in rows if r["method"] == "cohen"), key=lambda r: r["forward_passes_mean"], default=None)
     mine = [r for r in rows if r["method"] == params["method"]]
+    quality = (f"same decision on >= {100 * params['min_agreement']:g} % of inputs" if "min_agreement" in params
+               else f"ACR loss <= {100 * params.get('max_acr_loss', 0.1):g} %")
+    threshold = f">= {params.get('min_saving', 1.0):g}x fewer passes and {quality}"
     if not mine or reference is None:
-        return "no rows", "not measured"
+        return claims.not_measured("no rows", threshold)
     parts, saving_ok, quality_ok = [], [], []
     for row in mine:
         saving = row["passes_saved_x"]
@@ -176,8 +180,22 @@ def cost_cut_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, st
                          f" ({-100 * loss:+.1f} %)")
     measured = f"{'; '.join(parts)} (reference {reference['label']}, {int(mine[0]['inputs'])} inputs)"
     if all(saving_ok) and all(quality_ok):
-        return measured, "supported"
-    return measured, "not supported" if not any(saving_ok) and not any(quality_ok) else "inconclusive"
+        verdict = "supported"
+    else:
+        verdict = "not supported" if not any(saving_ok) and not any(quality_ok) else "inconclusive"
+    if "min_agreement" not in params:
+        saving = min(r["passes_saved_x"] for r in mine)
+        return claims.Outcome(measured, verdict, saving, interval="none: the saving and the ACR loss are ratios of "
+                              f"means; {claims.PER_INPUT}",
+                              threshold=threshold)
+    lowest = min(mine, key=lambda r: r["same_decision"])
+    low, high = claims.binomial_interval(lowest["same_decision"] * lowest["inputs"], lowest["inputs"])
+    agreement = claims.judge(low, high, lower=params["min_agreement"])
+    if verdict == "supported" and agreement == "inconclusive":
+        verdict = "inconclusive"  # the lowest agreement is above the threshold, its interval is not
+    return claims.Outcome(measured, verdict, lowest["same_decision"], low, high,
+                          f"exact binomial over {int(lowest['inputs'])} inputs (lowest same-decision share, "
+                          f"{lowest['label']}); the saving is a ratio of mean pass counts", threshold)
 
 
 register(Experiment("inference-cost", "ISS and adaptive certification against Cohen's sample-count sweep", runs, table,

@@ -214,16 +214,20 @@ def _sign_test(gains: Sequence[float], min_gain: float = 0.0) -> tuple[int, floa
 
 
 @claims.test("gain_over_d")
-def gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """``method``'s ACR gain over its reference exceeds 1 at more dimensions than chance (sign test at ``level``)
-    and, with ``cost_column``, costs more than the reference."""
+def gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
+    """``method``'s ACR gain over its reference exceeds ``1 + min_gain`` at more dimensions than chance: the share of
+    dimensions with that gain, judged on its exact one-sided 95 % bounds against 1/2 (the dual of the one-sided
+    sign test); with ``cost``, the method also costs more than the reference (median wall-clock ratio, a point
+    estimate)."""
     rows = [r for r in tables["dimension_remedies"] if r["method"] == params["method"]
             and (params.get("group") is None or r["group"] == params["group"])]
     gains = [r[f"gain_{params.get('norm', 'l2')}"] for r in rows]
     gains = [g for g in gains if isinstance(g, float) and not math.isnan(g)]
-    if not gains:
-        return "no rows", "not measured"
     min_gain = params.get("min_gain", 0.0)
+    threshold = f"share of d with gain > {1 + min_gain:g} above 1/2" + (" and cost above the reference's"
+                                                                       if "cost" in params else "")
+    if not gains:
+        return claims.not_measured("no rows", threshold)
     above, p = _sign_test(gains, min_gain)
     measured = (f"gain {min(gains):.3f}..{max(gains):.3f} (median {np.median(gains):.3f}); > {1 + min_gain:g} at "
                 f"{above}/{len(gains)} d (sign test p = {p:.3g})")
@@ -231,10 +235,11 @@ def gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
         d = [r["d"] for r in rows]
         rho = spearmanr(d, [r[f"gain_{params.get('norm', 'l2')}"] for r in rows]).statistic
         measured += f"; Spearman(d, gain) = {rho:+.2f}"
-    enough = len(gains) >= params.get("min_points", 3)
-    if not enough:
+    low, high = claims.binomial_interval(above, len(gains), one_sided=True)
+    parts = [claims.judge(low, high, lower=0.5)]
+    if len(gains) < params.get("min_points", 3):
         measured += f"; fewer than {params.get('min_points', 3)} dimensions"
-    holds = enough and (above == len(gains) or p <= params.get("level", 0.05))
+        parts.append("inconclusive")
     if "cost" in params:
         cost = params["cost"]
         ratios = []
@@ -247,10 +252,9 @@ def gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
                 ratios.append(mine / theirs if theirs > 0 else math.inf)
         if ratios:
             measured += f"; cost vs {cost['reference']}: x{np.median(ratios):.2f} median"
-            holds = holds and np.median(ratios) > 1
-    if holds:
-        return measured, "supported"
-    return measured, "not supported" if above <= len(gains) / 2 else "inconclusive"
+            parts.append("supported" if np.median(ratios) > 1 else "not supported")
+    return claims.Outcome(measured, claims.worst(parts), above / len(gains), low, high,
+                          f"exact binomial one-sided 95 % bounds over {len(gains)} dimensions", threshold)
 
 
 register(Experiment("remedies", "DSRS vs NP and projected vs plain RS across d: gains and their cost", runs, table,

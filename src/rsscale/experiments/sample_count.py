@@ -76,13 +76,16 @@ def figure(inputs: Sequence[str], out: str, options: FigureOptions) -> None:
 
 
 @claims.test("cost_in_n")
-def cost_in_n_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
-    """Wall-clock grows like n (log-log slope within ``tolerance`` of 1 for n >= ``n_min``) while the ACR gained
-    over the last decade of n is below ``max_gain`` (relative)."""
+def cost_in_n_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
+    """Wall-clock grows like n (log-log slope within ``tolerance`` of 1 for n >= ``n_min``, judged on the slope's
+    95 % normal interval) while the ACR gained over the last decade of n is below ``max_gain`` (relative, a point
+    estimate)."""
     rows = sorted(tables["sample_count"], key=lambda r: r["n"])
     big = [r for r in rows if r["n"] >= params.get("n_min", 1000)]
+    tolerance, max_gain = params.get("tolerance", 0.2), params.get("max_gain", 0.2)
+    threshold = f"time slope in [{1 - tolerance:g}, {1 + tolerance:g}] and ACR gain <= {100 * max_gain:g} %"
     if len(big) < 2:
-        return "fewer than 2 sample counts", "not measured"
+        return claims.not_measured("fewer than 2 sample counts", threshold)
     slope, se = fit_slope([r["n"] for r in big], [r["seconds_median"] for r in big])
     se = 0.0 if math.isnan(se) else se
     last, before = rows[-1], [r for r in rows if r["n"] <= rows[-1]["n"] / 10]
@@ -90,11 +93,12 @@ def cost_in_n_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, s
     measured = (f"time slope {slope:.2f} +- {se:.2f} in n = {big[0]['n']:.0f}..{big[-1]['n']:.0f}; ACR "
                 f"{before[-1]['ACR']:.3f} -> {last['ACR']:.3f} (+{100 * gain:.1f} %) for 10x the samples"
                 if before else f"time slope {slope:.2f} +- {se:.2f}")
-    linear = abs(slope - 1) <= params.get("tolerance", 0.2) + 2 * se
-    slow = not math.isnan(gain) and gain <= params.get("max_gain", 0.2)
-    if linear and slow:
-        return measured, "supported"
-    return measured, "not supported" if not linear and not slow else "inconclusive"
+    low, high = claims.normal_interval(slope, se)
+    linear = claims.judge(low, high, 1 - tolerance, 1 + tolerance)
+    slow = "supported" if not math.isnan(gain) and gain <= max_gain else "not supported"
+    verdict = linear if linear == slow else "inconclusive"  # one part against, the other not: open
+    return claims.Outcome(measured, verdict, slope, low, high, f"normal (slope +- 1.96 standard errors over "
+                          f"{len(big)} sample counts; the ACR gain is a point estimate)", threshold)
 
 
 register(Experiment("sample-count", "wall-clock and radius of Cohen's CERTIFY as n grows", runs, table, figure))

@@ -214,7 +214,7 @@ def _collapsed(row: dict) -> bool:
 
 
 @claims.test("training_gain")
-def training_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[str, str]:
+def training_gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outcome:
     """Each objective of ``objectives`` has a larger ACR than its baseline at the same sigma at more sigmas than not;
     with ``cheaper``/``dearer``, the first trains in less wall-clock than the second (median over sigma).
 
@@ -228,32 +228,36 @@ def training_gain_test(tables: dict[str, claims.Rows], params: dict) -> tuple[st
     rows = [r for r in rows if r.get("variant", VARIANTS["shared"]) == variant and not _collapsed(r)]
     baseline = params.get("baseline", "equal_budget")
     column = {"equal_budget": "ACR_vs_equal_budget", "gaussian": "ACR_vs_gaussian"}[baseline]
+    threshold = f"ACR above the {baseline.replace('_', '-')} baseline at more than half the sigmas" + (
+        f"; {params['cheaper']} trains faster than {params['dearer']}" if "cheaper" in params else "")
     parts, holds, against = [f"{variant}, against {baseline.replace('_', '-')} Gaussian augmentation"], [], []
+    shares = []
     for objective in params["objectives"]:
         ratios = [r.get(column) for r in rows if r["objective"] == objective]
         ratios = [x for x in ratios if isinstance(x, float) and not math.isnan(x)]
         if not ratios:
-            return f"no usable {variant} rows for {objective} (absent, collapsed or without a {baseline} baseline)", \
-                "not measured"
+            return claims.not_measured(f"no usable {variant} rows for {objective} (absent, collapsed or without a "
+                                       f"{baseline} baseline)", threshold)
         above = sum(x > 1 for x in ratios)
         parts.append(f"{objective}: ACR x{min(ratios):.2f}..x{max(ratios):.2f} of the baseline, higher at {above}/"
                      f"{len(ratios)} sigmas")
+        shares.append(above / len(ratios))
         holds.append(above > len(ratios) / 2)
         against.append(above < len(ratios) / 2)
     if "cheaper" in params:
         times = {o: [r["time_vs_gaussian"] for r in rows if r["objective"] == o] for o in (params["cheaper"],
                                                                                          params["dearer"])}
         if not all(times.values()):
-            return "; ".join(parts + [f"no usable {variant} rows for the cost comparison"]), "not measured"
+            return claims.not_measured("; ".join(parts + [f"no usable {variant} rows for the cost comparison"]),
+                                       threshold)
         time = {o: float(np.median(t)) for o, t in times.items()}
         parts.append(f"training time vs Gaussian: {params['cheaper']} x{time[params['cheaper']]:.1f}, "
                      f"{params['dearer']} x{time[params['dearer']]:.1f} (median over sigma)")
         holds.append(time[params["cheaper"]] < time[params["dearer"]])
         against.append(time[params["cheaper"]] >= time[params["dearer"]])
-    measured = "; ".join(parts)
-    if all(holds):
-        return measured, "supported"
-    return measured, "not supported" if all(against) else "inconclusive"
+    verdict = "supported" if all(holds) else "not supported" if all(against) else "inconclusive"
+    return claims.Outcome("; ".join(parts), verdict, min(shares), interval="none: one seed per objective (an "
+                          "interval over seeds needs seed replicates of the training runs)", threshold=threshold)
 
 
 register(Experiment("training-methods", "RS-aware training objectives against Gaussian augmentation", runs, table,
