@@ -303,9 +303,10 @@ def cmd_claims(args) -> None:
     if not isinstance(ledger, dict) or not isinstance(ledger.get("claims"), list):
         raise ValueError(f"{args.ledger}: expected a mapping with a list under 'claims'")
     rows = claims.evaluate(ledger["claims"], args.tables)
-    tables.write_table(rows, list(rows[0]), args.out, caption="Survey claims and their measured verdicts")
+    tables.write_table(rows, list(rows[0]), args.out, caption="Survey claims and their measured verdicts",
+                       shown=claims.SHOWN)
     for row in rows:
-        print(f"{row['id']:>22s}: {row['verdict']:<14s} {row['measured']}")
+        print(f"{row['id']:>22s}: {row['verdict']:<14s} {row['result']}")
 
 
 def cmd_manifest(args) -> None:

@@ -151,6 +151,19 @@ def threshold_source(claim: dict) -> str:
     return f"convention: {source['text']}"
 
 
+#: the columns of the table for reading (Markdown, LaTeX): the CSV holds every column
+SHOWN = ["id", "section", "claim", "result", "threshold", "verdict"]
+
+
+def result_text(outcome: Outcome) -> str:
+    """The deciding number with its interval, as read: ``0.968 [0.947, 0.989]``, ``4.15 (no interval)``."""
+    if math.isnan(outcome.measured):
+        return "-"
+    if math.isnan(outcome.low) or math.isnan(outcome.high):
+        return f"{outcome.measured:.3g} (no interval)"
+    return f"{outcome.measured:.3g} [{outcome.low:.3g}, {outcome.high:.3g}]"
+
+
 def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
     """One verdict row per claim of the ledger (:func:`validate` first), reading ``<table_dir>/<table>.csv``."""
     validate(ledger)
@@ -165,7 +178,8 @@ def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
             outcome = Outcome(*TESTS[claim["test"]](tables, claim.get("params", {})))
         rows.append({"id": claim["id"], "section": claim["section"], "claim": claim["claim"],
                      "statement": claim["statement"], "measured": outcome.measured, "low": outcome.low,
-                     "high": outcome.high, "interval": outcome.interval, "threshold": outcome.threshold,
+                     "high": outcome.high, "result": result_text(outcome), "interval": outcome.interval,
+                     "threshold": outcome.threshold,
                      "threshold_source": threshold_source(claim), "details": outcome.details,
                      "verdict": outcome.verdict})
     return rows

@@ -25,8 +25,9 @@ def latex_escape(text) -> str:
 
 
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
-                digits: int = 3) -> list[Path]:
-    """Write ``rows`` as ``prefix.csv``, ``prefix.md`` and ``prefix.tex``; return the paths.
+                digits: int = 3, shown: Sequence[str] | None = None) -> list[Path]:
+    """Write ``rows`` as ``prefix.csv`` (every column), ``prefix.md`` and ``prefix.tex`` (the ``shown`` columns, by
+    default every one: the Markdown and LaTeX tables are for reading); return the paths.
 
     Rows lacking a column (result files of another kind) are refused before any file is written.
     """
@@ -35,8 +36,9 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
         raise ValueError(f"the table's inputs lack the column(s) {', '.join(missing)}: are they result files of "
                          f"this table's runs?")
     paths = [Path(f"{prefix}{ext}") for ext in (".csv", ".md", ".tex")]
-    cells = [[_cell(row[c], digits) for c in columns] for row in rows]
     write_csv_atomic(paths[0], rows, columns)
+    columns = list(shown or columns)
+    cells = [[_cell(row[c], digits) for c in columns] for row in rows]
     markdown = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" for _ in columns) + "|"]
     markdown += ["| " + " | ".join(line) + " |" for line in cells]
     if caption:
