@@ -41,8 +41,8 @@ def marker(i: int) -> str:
 
 def outliers(values: Sequence[float], factor: float = 3.0, log: bool = False) -> np.ndarray:
     """Mask of the values farther from the median than ``factor`` times the median distance to it (the median
-    absolute deviation; in log10 on a log axis).  Fewer than three finite values have no outlier; non-finite values
-    are never outliers (nothing is drawn for them)."""
+    absolute deviation; in log10 on a log axis).  None when fewer than three values are finite or when most values
+    are equal (nothing to squash then); non-finite values are never outliers (nothing is drawn for them)."""
     v = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.log10(v) if log else v
@@ -52,7 +52,8 @@ def outliers(values: Sequence[float], factor: float = 3.0, log: bool = False) ->
         return mask
     distance = np.abs(v - np.median(v[finite]))
     scale = np.median(distance[finite])
-    mask[finite] = distance[finite] > max(factor * scale, 1e-12 * max(1.0, float(np.abs(v[finite]).max())))
+    if scale > 0:
+        mask[finite] = distance[finite] > factor * scale
     return mask
 
 
