@@ -69,6 +69,11 @@ def test_outliers_flag_only_values_far_from_the_median():
     assert not outliers([1.0, 0.1]).any()  # two values: no majority to measure against
     assert not outliers([1.0, 1.0, 1.0, float("nan"), 0.1]).any()  # the others do not differ: nothing to squash
     assert outliers([1, 2, 3, 2, 1000], log=True).tolist() == [False, False, False, False, True]
+    # far by the median distance, yet within the others' intervals' width of them: it squashes nothing
+    ratios, half = [0.98, 1.0, 1.0, 1.01], [0.03, 0.0, 0.0, 0.02]
+    assert outliers(ratios).any()
+    low, high = zip(*[(r - h, r + h) for r, h in zip(ratios, half, strict=True)], strict=True)
+    assert not outliers(ratios, low, high).any()
 
 
 def test_an_outlying_ratio_is_marked_off_scale_and_the_others_fill_the_axis(monkeypatch):

@@ -119,14 +119,14 @@ def extra_information_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[
 def extra_information_figure(rows: Sequence[dict], prefix) -> list[Path]:
     """What does the extra information cost: ACR ratio to Cohen (with the paired 95 % bootstrap interval of the
     difference, scaled to a ratio) vs the wall-clock ratio, one marker per method; hollow = flagged unsound (rows of
-    :func:`extra_information_rows`, the first row the baseline).  A ratio far from the others (:func:`outliers`) is
-    drawn as an arrow at the axis edge with its value, so that the others' differences stay visible."""
+    :func:`extra_information_rows`, the first row the baseline).  A ratio far from the others and their intervals
+    (:func:`outliers`) is an arrow at the axis edge with its value, so that the others' differences stay visible."""
     fig, ax = plt.subplots(figsize=(7.4, 4.2))
     base_acr, others = rows[0]["ACR"], rows[1:]
     ratio = np.array([r["ACR_ratio"] for r in others], dtype=float)
     low = ratio + np.array([r["ACR_diff_low"] - r["ACR_diff"] for r in others], dtype=float) / base_acr
     high = ratio + np.array([r["ACR_diff_high"] - r["ACR_diff"] for r in others], dtype=float) / base_acr
-    far = outliers(ratio)
+    far = outliers(ratio, low, high)
     handles = []
     for i, row in enumerate(others):
         style = {"color": color(i), "marker": marker(i), "markerfacecolor": color(i) if row["sound"] else "none",

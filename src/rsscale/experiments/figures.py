@@ -39,22 +39,30 @@ def marker(i: int) -> str:
     return MARKERS[i % len(MARKERS)]
 
 
-def outliers(values: Sequence[float], factor: float = 3.0, log: bool = False) -> np.ndarray:
-    """Mask of the values farther from the median than ``factor`` times the median distance to it (the median
-    absolute deviation; in log10 on a log axis).  None when fewer than three values are finite or when most values
-    are equal (nothing to squash then); non-finite values are never outliers (nothing is drawn for them)."""
-    v = np.asarray(values, dtype=float)
+def outliers(values: Sequence[float], low: Sequence[float] | None = None, high: Sequence[float] | None = None,
+             factor: float = 3.0, log: bool = False) -> np.ndarray:
+    """Mask of the values that would squash the others' axis: farther from the median than ``factor`` times the
+    median distance to it (the median absolute deviation; in log10 on a log axis), and farther from the others'
+    extent (their intervals ``low``..``high`` included, when given) than that extent is wide.  None when fewer than
+    three values are finite or when most values are equal; non-finite values are never outliers."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.log10(v) if log else v
+        scale = np.log10 if log else np.asarray
+        v = scale(np.asarray(values, dtype=float))
+        lo = v if low is None else scale(np.asarray(low, dtype=float))
+        hi = v if high is None else scale(np.asarray(high, dtype=float))
     finite = np.isfinite(v)
     mask = np.zeros(len(v), dtype=bool)
     if finite.sum() < 3:
         return mask
     distance = np.abs(v - np.median(v[finite]))
-    scale = np.median(distance[finite])
-    if scale > 0:
-        mask[finite] = distance[finite] > factor * scale
-    return mask
+    spread = np.median(distance[finite])
+    if spread == 0:
+        return mask
+    mask[finite] = distance[finite] > factor * spread
+    inliers = finite & ~mask
+    extent_lo, extent_hi = np.nanmin(lo[inliers]), np.nanmax(hi[inliers])
+    gap = np.maximum(extent_lo - v, v - extent_hi)
+    return mask & (gap > extent_hi - extent_lo)
 
 
 def limit_to(ax, low: Sequence[float], high: Sequence[float], axis: str = "y", margin: float = 0.08) -> None:
@@ -70,22 +78,25 @@ def limit_to(ax, low: Sequence[float], high: Sequence[float], axis: str = "y", m
 
 
 def mark_off_scale(ax, marks: Sequence[tuple[float, float, str, str]], axis: str = "y", band: float = 0.2) -> None:
-    """Values drawn off-scale, each ``(at, value, text, colour)``: an arrow at the edge of ``axis`` towards the value,
-    at position ``at`` on the other axis, under ``text`` (its name and value).  The limits grow by ``band`` of their
-    span on each side that has such a value, so the arrows and texts sit clear of the data.  Call after the data's
-    limits are set."""
+    """Values drawn off-scale, each ``(at, value, text, colour)``: an arrow at the edge of the (linear) ``axis``
+    towards the value, at position ``at`` on the other axis, under ``text`` (its name and value).  The limits grow by
+    ``band`` of their span on each side that has such a value, so the arrows and texts sit clear of the data.  Call
+    after the data's limits are set."""
     get, set_ = (ax.get_ylim, ax.set_ylim) if axis == "y" else (ax.get_xlim, ax.set_xlim)
     lo, hi = get()
     above = [m for m in marks if m[1] > hi]
     below = [m for m in marks if m[1] <= hi]
     set_(lo - band * (hi - lo) * bool(below), hi + band * (hi - lo) * bool(above))
+    lo = get()[0]
     for beyond, side in ((1.0, above), (0.0, below)):
         away = -1 if beyond else 1
         for k, (at, _, text, colour) in enumerate(sorted(side)):
             step = 18 + 10 * (k % 2)
             if axis == "y":
                 xy, xycoords, offset = (at, beyond), ("data", "axes fraction"), (0, step * away)
-                align = {"ha": "center", "va": "top" if beyond else "bottom"}
+                where = ax.transAxes.inverted().transform(ax.transData.transform((at, lo)))[0]
+                align = {"ha": "left" if where < 0.25 else "right" if where > 0.75 else "center",
+                         "va": "top" if beyond else "bottom"}
             else:
                 xy, xycoords, offset = (beyond, at), ("axes fraction", "data"), (step * away, 0)
                 align = {"ha": "right" if beyond else "left", "va": "center"}
