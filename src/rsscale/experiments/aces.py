@@ -27,7 +27,7 @@ from rsscale import methods
 from rsscale.data import Dataset
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, marker, place_labels, plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import RowWriter, as_columns, file_sha256, read_result, read_rows, write_csv_atomic
@@ -170,28 +170,38 @@ def aces_rows(paths: Sequence[str | Path], radii: Sequence[float]) -> list[dict]
     return rows
 
 
+def _theta_span(names: list[str]) -> str:
+    """One label for the thetas of coincident points: ``0.5..1`` for a run of them."""
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+
+
 def aces_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
-    """Clean accuracy vs ACR, one curve per sigma as theta varies (labels: theta); pure RS a star, the core a line."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    """Clean accuracy vs ACR, one curve per sigma as theta varies (labels: theta, placed without collisions, one per
+    group of coincident points); pure RS a star, the core a line."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    points, texts, colours, sizes = [], [], [], []
     for i, sigma in enumerate(dict.fromkeys(r["sigma"] for r in rows)):
         subset = [r for r in rows if r["sigma"] == sigma]
         curve = sorted((r for r in subset if r["method"] in ("aces", "rs")), key=lambda r: r["theta"])
-        ax.plot([r["ACR"] for r in curve], [r["clean_accuracy"] for r in curve], "o-", color=f"C{i}", ms=4,
-                label=f"ACES, sigma = {sigma:g}")
-        for r in curve:
-            ax.annotate(f"{r['theta']:g}", (r["ACR"], r["clean_accuracy"]), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
+        ax.plot([r["ACR"] for r in curve], [r["clean_accuracy"] for r in curve], "-", marker=marker(i), color=color(i),
+                ms=4, label=f"ACES, sigma = {sigma:g}")
+        points += [(r["ACR"], r["clean_accuracy"]) for r in curve]
+        texts += [f"{r['theta']:g}" for r in curve]
+        colours += [color(i)] * len(curve)
+        sizes += [14 if r["method"] == "rs" else 5 for r in curve]
         for r in subset:
             if r["method"] == "rs":
-                ax.plot(r["ACR"], r["clean_accuracy"], "*", color=f"C{i}", ms=14, mec="k", label=f"pure RS, {sigma:g}")
+                ax.plot(r["ACR"], r["clean_accuracy"], "*", color=color(i), ms=14, mec="k", label=f"pure RS, {sigma:g}")
     core = [r["clean_accuracy"] for r in rows if r["method"] == "core"]
     if core:
-        ax.axhline(core[0], color="gray", ls="--", lw=1, label="core model alone (no certificate)")
+        ax.axhline(core[0], color="0.5", ls="--", lw=1, label="core model alone (no certificate)")
     ax.set_xlabel("ACR (l2)")
     ax.set_ylabel("clean accuracy")
-    ax.set_title("ACES: accuracy vs robustness as theta varies")
-    ax.legend(frameon=False, fontsize=7)
+    ax.set_title("ACES: accuracy vs robustness as theta varies (labels: theta)")
+    ax.legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
+    place_labels(ax, points, texts, fontsize=6, colors=colours, marker_points=sizes, join=_theta_span)
     return save(fig, prefix)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows, write_table
 from rsscale.io import Run, read_run
@@ -110,7 +110,7 @@ def slope_rows(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-NOISE_STYLE = {"gaussian": ("C0", "o"), "laplace": ("C1", "s"), "uniform": ("C2", "^")}
+NOISE_STYLE = {"gaussian": (color(0), "o"), "laplace": (color(1), "s"), "uniform": (color(2), "^")}
 
 
 def dimension_figure(rows: Sequence[dict], prefix) -> list[Path]:
@@ -135,10 +135,13 @@ def dimension_figure(rows: Sequence[dict], prefix) -> list[Path]:
             ax.set_xlabel("input dimension d")
             if ni == 0:
                 ax.set_ylabel("average certified radius")
-            ax.legend(frameon=False, fontsize=8)
-    fig.text(0.5, -0.01, "dotted: theoretical slope if the native-norm radius were constant in d",
-             ha="center", fontsize=8)
-    fig.tight_layout()
+    noises = sorted({r["noise"] for r in rows})
+    handles = [plt.Line2D([], [], color=NOISE_STYLE.get(n, ("k", "x"))[0], marker=NOISE_STYLE.get(n, ("k", "x"))[1],
+                          label=f"{n} noise") for n in noises]
+    handles.append(plt.Line2D([], [], color="0.4", linestyle=":",
+                              label="theoretical slope if the native-norm radius were constant in d"))
+    fig.tight_layout(rect=(0, 0.06 / len(groups), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
     return save(fig, prefix)
 
 

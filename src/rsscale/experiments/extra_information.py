@@ -23,7 +23,7 @@ import numpy as np
 
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, limit_to, mark_off_scale, marker, outliers, plt, ratio_ticks, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
@@ -119,23 +119,38 @@ def extra_information_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[
 def extra_information_figure(rows: Sequence[dict], prefix) -> list[Path]:
     """What does the extra information cost: ACR ratio to Cohen (with the paired 95 % bootstrap interval of the
     difference, scaled to a ratio) vs the wall-clock ratio, one marker per method; hollow = flagged unsound (rows of
-    :func:`extra_information_rows`, the first row the baseline)."""
-    fig, ax = plt.subplots(figsize=(6.2, 4.2))
-    base_acr = rows[0]["ACR"]
-    for i, row in enumerate(rows[1:]):
-        color = f"C{i % 10}"
-        errors = [[(row["ACR_diff"] - row["ACR_diff_low"]) / base_acr],
-                  [(row["ACR_diff_high"] - row["ACR_diff"]) / base_acr]]
-        ax.errorbar(row["cost_ratio_seconds"], row["ACR_ratio"], yerr=errors, fmt="o", color=color,
-                    markerfacecolor=color if row["sound"] else "none", capsize=3,
-                    label=row["method"] + ("" if row["sound"] else " (unsound)"))
+    :func:`extra_information_rows`, the first row the baseline).  A ratio far from the others and their intervals
+    (:func:`outliers`) is an arrow at the axis edge with its value, so that the others' differences stay visible."""
+    fig, ax = plt.subplots(figsize=(7.4, 4.2))
+    base_acr, others = rows[0]["ACR"], rows[1:]
+    ratio = np.array([r["ACR_ratio"] for r in others], dtype=float)
+    low = ratio + np.array([r["ACR_diff_low"] - r["ACR_diff"] for r in others], dtype=float) / base_acr
+    high = ratio + np.array([r["ACR_diff_high"] - r["ACR_diff"] for r in others], dtype=float) / base_acr
+    far = outliers(ratio, low, high)
+    handles = []
+    for i, row in enumerate(others):
+        style = {"color": color(i), "marker": marker(i), "markerfacecolor": color(i) if row["sound"] else "none",
+                 "label": row["method"] + ("" if row["sound"] else " (unsound)")}
+        if far[i]:  # drawn off-scale below; only its legend entry here
+            handles += ax.plot([], [], linestyle="", **style)
+            ax.update_datalim([(row["cost_ratio_seconds"], 1.0)])
+        else:
+            handles.append(ax.errorbar(row["cost_ratio_seconds"], ratio[i], linestyle="", capsize=3,
+                                       yerr=[[ratio[i] - low[i]], [high[i] - ratio[i]]], **style))
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("log")
+    ratio_ticks(ax, "x")
+    if far.any():
+        ax.autoscale_view()
+        limit_to(ax, np.append(low[~far], 1.0), np.append(high[~far], 1.0))
+        mark_off_scale(ax, [(others[i]["cost_ratio_seconds"], ratio[i],
+                             f"{others[i]['method']}: x{ratio[i]:.2f} [{low[i]:.2f}, {high[i]:.2f}]", color(i))
+                            for i in np.flatnonzero(far)])
     ax.set_xlabel("wall-clock per input / Cohen's (same n, model, inputs)")
     ax.set_ylabel("ACR / Cohen's ACR")
     ax.set_title("what does the extra information cost?")
-    ax.legend(frameon=False, fontsize=7, loc="best")
+    ax.legend(handles=handles, frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return save(fig, prefix)
 

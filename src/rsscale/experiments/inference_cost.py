@@ -27,7 +27,7 @@ import numpy as np
 
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
@@ -115,10 +115,10 @@ def cost_frontier_figure(rows: Sequence[dict], prefix) -> list[Path]:
     fig, (frontier, decisions) = plt.subplots(1, 2, figsize=(11, 3.8))
     cohen = sorted((r for r in rows if r["method"] == "cohen"), key=lambda r: r["forward_passes_mean"])
     passes = [r["forward_passes_mean"] for r in cohen]
-    frontier.semilogx(passes, [r["ACR"] for r in cohen], "o-", color="C0", label="Cohen, n = 10^2 .. 10^5")
+    frontier.semilogx(passes, [r["ACR"] for r in cohen], "o-", color=color(0), label="Cohen, n = 10^2 .. 10^5")
     for i, row in enumerate(r for r in rows if r["method"] not in ("cohen", "adaptive")):
-        face = f"C{i + 1}" if row["sound"] else "none"
-        frontier.semilogx(row["forward_passes_mean"], row["ACR"], "D", color=f"C{i + 1}", markerfacecolor=face,
+        face = color(i + 1) if row["sound"] else "none"
+        frontier.semilogx(row["forward_passes_mean"], row["ACR"], "D", color=color(i + 1), markerfacecolor=face,
                           label=row["label"] + ("" if row["sound"] else " (unsound)"))
     frontier.set_xlabel("forward passes per input (mean)")
     frontier.set_ylabel("ACR (l2)")
@@ -127,14 +127,14 @@ def cost_frontier_figure(rows: Sequence[dict], prefix) -> list[Path]:
     targets = sorted(float(k.split("@")[1]) for k in rows[0] if k.startswith("cert_acc@"))
     markers = {"horvath": "s", "betting": "^", "union": "v"}
     for ti, r in enumerate(targets):
-        color = f"C{ti}"
-        decisions.semilogx(passes, [c[f"cert_acc@{r:g}"] for c in cohen], "o-", color=color, alpha=0.6,
+        shade = color(ti)
+        decisions.semilogx(passes, [c[f"cert_acc@{r:g}"] for c in cohen], "o-", color=shade, alpha=0.6,
                            label=f"Cohen, r = {r:g}")
         for row in rows:
             if row["method"] == "adaptive" and row["r_target"] == r:
                 strategy = row["label"].split()[0]
                 decisions.semilogx(row["forward_passes_mean"], row["cert_acc_at_target"], markers.get(strategy, "x"),
-                                   color=color, label=f"{strategy}, r = {r:g}")
+                                   color=shade, label=f"{strategy}, r = {r:g}")
     decisions.set_xlabel("forward passes per input (mean)")
     decisions.set_ylabel("certified accuracy at r")
     decisions.set_title("deciding at a target radius")

@@ -32,7 +32,7 @@ from scipy.stats import binomtest, spearmanr
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
 from rsscale.experiments.dimension import dimension_run
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, plt, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
@@ -139,12 +139,23 @@ def remedy_rows(runs: Sequence[Run], l2_radii: Sequence[float] = ()) -> list[dic
     return sorted(rows, key=lambda r: (r["group"], r["d"], order.get(r["method"], 3), r["method"]))
 
 
-REMEDY_STYLE = {"cohen": ("C0", "o"), "projected": ("C2", "^"), "np": ("C7", "s"), "dsrs": ("C3", "D")}
+REMEDY_STYLE = {"cohen": (color(0), "o"), "projected": (color(2), "^"), "np": (color(6), "s"), "dsrs": (color(3), "D")}
+
+
+def _legend_below(ax) -> None:
+    """The axes' legend under it, one entry per label, markers only (the line style encodes the data group)."""
+    entries: dict = {}
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+        entries.setdefault(label, plt.Line2D([], [], linestyle="", color=handle.get_color(), label=label,
+                                             marker=handle.get_marker(), markerfacecolor=handle.get_markerfacecolor()))
+    ax.legend(handles=list(entries.values()), frameon=False, fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.3))
 
 
 def remedies_figure(rows: Sequence[dict], prefix) -> list[Path]:
-    """DSRS gain, projected-RS gain and cost per input vs d (rows of :func:`remedy_rows`)."""
-    fig, (gain_dsrs, gain_projected, cost) = plt.subplots(1, 3, figsize=(13, 3.6))
+    """DSRS gain, projected-RS gain and cost per input vs d (rows of :func:`remedy_rows`); line style: data group,
+    colour and marker: method (hollow: DSRS's radius search)."""
+    fig, (gain_dsrs, gain_projected, cost) = plt.subplots(1, 3, figsize=(13, 4.6))
     groups = sorted({r["group"] for r in rows})
     lines = ["-", "--", ":"]
 
@@ -159,12 +170,12 @@ def remedies_figure(rows: Sequence[dict], prefix) -> list[Path]:
         for di, method in enumerate(dsrs):
             d, gain = series(group, method, "gain_l2")
             if len(d):
-                gain_dsrs.semilogx(d, gain, style, marker="D", color=f"C{3 + 2 * di}", label=f"{group}, {method}")
-        for norm, color in (("l2", "C2"), ("linf", "C4")):
+                gain_dsrs.semilogx(d, gain, style, marker="D", color=color(3 + 2 * di), label=method)
+        for norm, shade in (("l2", color(2)), ("linf", color(4))):
             d, gain = series(group, "projected", f"gain_{norm}")
             if len(d):
-                label = f"{group}, " + norm.replace("inf", r"$_\infty$")
-                gain_projected.semilogx(d, gain, style, marker="^", color=color, label=label)
+                label = r"$\ell_2$" if norm == "l2" else r"$\ell_\infty$"
+                gain_projected.semilogx(d, gain, style, marker="^", color=shade, label=label)
         costs = [("cohen", "sampling_seconds", "Cohen: sampling"),
                  ("projected", "sampling_seconds", "projected: sampling")]
         for method in dsrs:
@@ -173,23 +184,24 @@ def remedies_figure(rows: Sequence[dict], prefix) -> list[Path]:
         for method, key, label in costs:
             d, seconds = series(group, method, key)
             if len(d):
-                color, marker = REMEDY_STYLE["dsrs" if method.startswith("dsrs") else method]
-                face = "none" if key == "radius_seconds" else color
-                cost.loglog(d, seconds, style, marker=marker, color=color, markerfacecolor=face,
-                            label=f"{group}: {label}")
-    for ax in (gain_dsrs, gain_projected):
-        ax.axhline(1.0, color="gray", lw=0.8)
+                shade, marker = REMEDY_STYLE["dsrs" if method.startswith("dsrs") else method]
+                face = "none" if key == "radius_seconds" else shade
+                cost.loglog(d, seconds, style, marker=marker, color=shade, markerfacecolor=face, label=label)
+    for ax in (gain_dsrs, gain_projected, cost):
         ax.set_xlabel("input dimension d")
-        ax.legend(frameon=False, fontsize=7)
+        _legend_below(ax)
+    for ax in (gain_dsrs, gain_projected):
+        ax.axhline(1.0, color="0.5", lw=0.8)
     gain_dsrs.set_title("DSRS: ACR / NP ACR (same P samples)")
     gain_dsrs.set_ylabel(r"$\ell_2$ ACR ratio")
     gain_projected.set_title("projected RS: ACR / plain Gaussian RS ACR")
     gain_projected.set_ylabel("ACR ratio")
     cost.set_title("cost per input (median)")
-    cost.set_xlabel("input dimension d")
     cost.set_ylabel("seconds")
-    cost.legend(frameon=False, fontsize=6)
-    fig.tight_layout()
+    fig.legend(handles=[plt.Line2D([], [], color="0.3", linestyle=lines[gi % len(lines)], label=f"{group} data")
+                        for gi, group in enumerate(groups)], loc="upper center", ncol=len(groups), frameon=False,
+               fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save(fig, prefix)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from rsscale.experiments import claims
 from rsscale.experiments.base import Experiment, FigureOptions, TableOptions, register
-from rsscale.experiments.figures import plt, save
+from rsscale.experiments.figures import color, marker, plt, ratio_ticks, save
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
@@ -166,36 +166,62 @@ def training_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[dict]:
     return sorted(rows, key=order)
 
 
+def objective_colours(objectives: Sequence[str]) -> dict[str, str]:
+    """A colour per objective: the palette's in order for the objectives (Gaussian augmentation with one copy
+    included), greys darkening with m for the equal-budget baselines ``gaussian xm``, so that both sets stay apart
+    however many budgets the study trains."""
+    budgets = [o for o in objectives if o.startswith("gaussian x")]
+    own = [o for o in objectives if o not in budgets]
+    greys = np.linspace(0.65, 0.3, len(budgets)) if len(budgets) > 1 else [0.5] * len(budgets)
+    return {**{o: color(i) for i, o in enumerate(own)}, **{o: f"{g:.2f}" for o, g in zip(budgets, greys, strict=True)}}
+
+
 def training_tradeoff_figure(rows: Sequence[dict], prefix) -> list[Path]:
-    """Left: smoothed clean accuracy vs ACR, one curve per (variant, objective) across sigma (filled markers: shared
-    loop, open: published recipe; a cross: a collapsed model, off every curve).  Right: ACR vs training time relative
-    to Gaussian augmentation (rows of ``training_rows``)."""
+    """Left: smoothed clean accuracy vs ACR, one curve per (variant, objective) across sigma.  Right: ACR vs training
+    time relative to Gaussian augmentation.  Colour: objective; marker: sigma; filled and solid: shared loop, hollow
+    and dashed: published recipe; a cross: a collapsed model, off every curve (rows of ``training_rows``)."""
     fig, (tradeoff, cost) = plt.subplots(1, 2, figsize=(11, 4.2))
     objectives = list(dict.fromkeys(r["objective"] for r in rows))
-    for variant, fill, line in zip(VARIANTS.values(), ("full", "none"), ("-", "--"), strict=True):
-        for i, objective in enumerate(objectives):
+    colours = objective_colours(objectives)
+    sigmas = sorted({r["sigma"] for r in rows})
+    shape = {s: marker(k) for k, s in enumerate(sigmas)}
+    variants = tuple(zip(VARIANTS.values(), ("full", "none"), ("-", "--"), strict=True))
+    for variant, fill, line in variants:
+        for objective in objectives:
             subset = sorted((r for r in rows if r["objective"] == objective and r["variant"] == variant
                              and not r["collapsed"]), key=lambda r: r["sigma"])
             if not subset:
                 continue
-            style = {"color": f"C{i % 10}", "marker": "o", "fillstyle": fill}
-            tradeoff.plot([r["ACR"] for r in subset], [r["r=0"] for r in subset], linestyle=line, **style)
-            cost.semilogx([r["time_vs_gaussian"] for r in subset], [r["ACR"] for r in subset], linestyle="", **style)
+            tradeoff.plot([r["ACR"] for r in subset], [r["r=0"] for r in subset], linestyle=line,
+                          color=colours[objective])
+            for r in subset:
+                style = {"color": colours[objective], "marker": shape[r["sigma"]], "fillstyle": fill, "linestyle": ""}
+                tradeoff.plot(r["ACR"], r["r=0"], **style)
+                cost.plot(r["time_vs_gaussian"], r["ACR"], **style)
     collapsed = [r for r in rows if r["collapsed"]]
+    for r in collapsed:
+        tradeoff.plot(r["ACR"], r["r=0"], "x", color=colours[r["objective"]], markersize=8)
+    cost.set_xscale("log")
+    ratio_ticks(cost, "x")
+    headers = {"objective (colour)": [plt.Line2D([], [], color=colours[o], label=o) for o in objectives],
+               "sigma (marker)": [plt.Line2D([], [], color="0.3", marker=shape[s], linestyle="", label=f"{s:g}")
+                                  for s in sigmas],
+               "variant": [plt.Line2D([], [], color="0.3", marker="o", fillstyle=f, linestyle=ls, label=v)
+                           for v, f, ls in variants]}
+    handles = [h for title, entries in headers.items() for h in (plt.Line2D([], [], linestyle="", label=title),
+                                                                  *entries)]
     if collapsed:
-        tradeoff.plot([r["ACR"] for r in collapsed], [r["r=0"] for r in collapsed], "x", color="0.3", markersize=8)
-    handles = [plt.Line2D([], [], color=f"C{i % 10}", marker="o", label=o) for i, o in enumerate(objectives)]
-    handles += [plt.Line2D([], [], color="0.3", marker="o", fillstyle=f, linestyle=ls, label=v)
-                for v, f, ls in zip(VARIANTS.values(), ("full", "none"), ("-", "--"), strict=True)]
-    if collapsed:
-        handles.append(plt.Line2D([], [], color="0.3", marker="x", linestyle="", label="collapsed (excluded)"))
+        handles.append(plt.Line2D([], [], color="0.3", marker="x", linestyle="", label="collapsed (off the curves)"))
     tradeoff.set_xlabel("ACR (l2)")
     tradeoff.set_ylabel("certified accuracy at r = 0")
-    tradeoff.set_title("robustness vs accuracy (each curve: sigma grows to the left)")
+    tradeoff.set_title("robustness vs accuracy across sigma")
     cost.set_xlabel("training wall-clock / Gaussian augmentation (same variant, sigma)")
     cost.set_ylabel("ACR (l2)")
     cost.set_title("what the ACR costs to train")
-    fig.legend(handles=handles, loc="center right", frameon=False, fontsize=8)
+    legend = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.83, 0.5), frameon=False, fontsize=8)
+    for text in legend.get_texts():
+        if text.get_text() in headers:
+            text.set_fontweight("bold")
     fig.tight_layout(rect=(0, 0, 0.83, 1))
     return save(fig, prefix)
 
