@@ -14,7 +14,7 @@ from rsscale.models import build_model
 from rsscale.training import build_objective, fit
 from rsscale.training.loop import HeldOut
 from rsscale.training.recipes import PUBLISHED, Recipe, published, shared
-from rsscale.training.runs import collapse_threshold, history_path, train_classifier
+from rsscale.training.runs import collapse_reason, collapse_threshold, history_path, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -267,3 +267,13 @@ def test_the_cli_fails_a_collapsed_run_when_asked_and_otherwise_warns(featureles
     assert not (tmp_path / "m.pt").exists()
     assert main(command) == 0
     assert "is marked collapsed" in capsys.readouterr().err
+
+
+def test_a_model_that_predicts_one_class_under_noise_counts_as_collapsed():
+    """Clean accuracy above the threshold is not enough: the smoothed classifier sees the noisy inputs."""
+    fine = {"epoch": 3, "val_accuracy_clean": 0.29, "val_accuracy_noisy": 0.21}
+    assert collapse_reason([fine], 10) is None
+    constant_under_noise = {**fine, "val_accuracy_noisy": 0.15}
+    assert collapse_reason([constant_under_noise], 10) == ("collapsed: noisy held-out accuracy 0.150 after epoch 3 "
+                                                            "is below 0.200 (twice chance for 10 classes)")
+    assert collapse_reason([{**fine, "val_accuracy_clean": 0.1}], 10).startswith("collapsed: clean held-out")

@@ -5,8 +5,8 @@ training draws and the noisy test evaluation use generators seeded with
 :func:`rsscale.run.derived_seed` ``(seed, 1)`` and ``(seed, 2)``, the held-out
 split and its noisy evaluation ``(seed, 3)`` and ``(seed, 4)``.
 
-Collapse: a classifier whose clean held-out accuracy ends below
-:func:`collapse_threshold` (twice chance, 0.2 for ten classes) is refused
+Collapse: a classifier whose held-out accuracy ends below
+:func:`collapse_threshold` (twice chance, 0.2 for ten classes), clean or under the training noise, is refused
 (nothing is saved, the error names the accuracy and the threshold) unless the
 caller marks collapse as a finding, in which case the checkpoint records
 ``collapsed`` with the reason.
@@ -42,14 +42,18 @@ def collapse_threshold(num_classes: int) -> float:
 
 
 def collapse_reason(history: Sequence[dict], num_classes: int) -> str | None:
-    """Why the run counts as collapsed (its last epoch's clean held-out accuracy below the threshold), or None."""
-    if not history or "val_accuracy_clean" not in history[-1]:
+    """Why the run counts as collapsed, or None: its last epoch's held-out accuracy, clean or under the training
+    noise, is below the threshold.  The noisy accuracy is the base model's view of what the smoothed classifier
+    certifies: a model that predicts one class under noise smooths to a constant classifier, whose one class is
+    then "certified" at every radius."""
+    if not history:
         return None
-    accuracy, threshold = history[-1]["val_accuracy_clean"], collapse_threshold(num_classes)
-    if accuracy >= threshold:
-        return None
-    return (f"collapsed: clean held-out accuracy {accuracy:.3f} after epoch {history[-1]['epoch']} is below "
-            f"{threshold:.3f} (twice chance for {num_classes} classes)")
+    last, threshold = history[-1], collapse_threshold(num_classes)
+    for key, kind in (("val_accuracy_clean", "clean"), ("val_accuracy_noisy", "noisy")):
+        if key in last and last[key] < threshold:
+            return (f"collapsed: {kind} held-out accuracy {last[key]:.3f} after epoch {last['epoch']} is below "
+                    f"{threshold:.3f} (twice chance for {num_classes} classes)")
+    return None
 
 
 def write_history(history: Sequence[dict], path: str | Path) -> None:
