@@ -433,9 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training set held out (stratified, seeded) and evaluated every epoch")
     p.add_argument("--collapse", choices=COLLAPSE, default="finding",
-                   help="a model whose clean held-out accuracy ends below twice chance: fail (nothing saved; what "
-                        "the workflow passes unless its config marks collapse as a finding) or finding (saved, "
-                        "marked collapsed in its sidecar, and said on stderr; the default here)")
+                   help="a model whose held-out accuracy (clean or under the training noise) ends below twice "
+                        "chance: fail (nothing saved; what the workflow passes unless its config marks collapse as a "
+                        "finding) or finding (saved, marked collapsed in its sidecar, and said on stderr; the default "
+                        "here)")
     p.set_defaults(lr=None, batch_size=None)
 
     p = command("train-denoiser", cmd_train_denoiser,

@@ -38,7 +38,8 @@ CAPTION = ("RS-aware training. variant: the shared loop (Adam, cosine decay, the
            "objective's published recipe (optimizer, schedule, batch size and hyperparameters of its authors' code, "
            "epoch-defined schedules scaled to the study's epochs). gaussian xm: Gaussian augmentation with m noisy "
            "copies per example, the pass budget of the objective it is compared with (ACR_vs_equal_budget). "
-           "collapsed: clean held-out accuracy below twice chance; such a row is kept out of every comparison.")
+           "collapsed: held-out accuracy (clean or under the training noise) below twice chance; such a row is kept "
+           "out of every comparison.")
 
 
 def _variants(section: dict) -> dict[str, dict]:
