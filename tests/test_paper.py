@@ -4,6 +4,8 @@ of some rule (or one of the report's own sections)."""
 import re
 from pathlib import Path
 
+from rsscale.experiments.views import VIEWS
+
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "paper"
 
@@ -13,12 +15,13 @@ def rule_outputs() -> str:
 
 
 def generated_tables() -> set[str]:
-    """Table names written by rules: table_outputs("<name>"), multiext("results/tables/<name>", ...) or
-    results/tables/<name>.tex."""
+    """Table names written by rules: table_outputs("<name>"), multiext("results/tables/<name>", ...),
+    results/tables/<name>.tex, or a view of such a table (rule table_view)."""
     text = rule_outputs()
-    return set(re.findall(r'table_outputs\("([A-Za-z0-9_]+)"\)', text)) | set(
+    tables = set(re.findall(r'table_outputs\("([A-Za-z0-9_]+)"\)', text)) | set(
         re.findall(r'results/tables/([A-Za-z0-9_]+)"', text)) | set(
         re.findall(r"results/tables/([A-Za-z0-9_]+)\.tex", text))
+    return tables | {name for name, view in VIEWS.items() if view.table in tables}
 
 
 def generated_figures() -> set[str]:
@@ -33,12 +36,12 @@ def source_text(path: Path) -> str:
 def used(macro: str) -> set[str]:
     names = set()
     for source in PAPER.rglob("*.tex"):
-        names |= set(re.findall(macro + r"\{([A-Za-z0-9_]+)\}", source_text(source)))
+        names |= set(re.findall(macro + r"(?:\[[^]]*\])?\{([A-Za-z0-9_]+)\}", source_text(source)))
     return names
 
 
 def test_every_table_and_figure_of_the_report_is_generated():
-    tables, figures = used(r"\\rs(?:text)?table"), used(r"\\rsfigure")
+    tables, figures = used(r"\\rs(?:text|page|appendix)?table"), used(r"\\rsfigure")
     assert tables and figures
     assert tables <= generated_tables(), tables - generated_tables()
     assert figures <= generated_figures(), figures - generated_figures()

@@ -21,7 +21,7 @@ from rsscale import experiments, methods, paper
 from rsscale.bounds import check_alpha
 from rsscale.data import load_dataset
 from rsscale.devices import pick_device
-from rsscale.experiments import aces, cost, family_cost, incremental, mutation, soundness, tables, violations
+from rsscale.experiments import aces, cost, family_cost, incremental, mutation, soundness, tables, views, violations
 from rsscale.io import write_text_atomic
 from rsscale.profiling import profile_checkpoint, profile_model_sizes
 from rsscale.provenance import build_manifest, verify_manifest
@@ -324,6 +324,11 @@ def cmd_verify(args) -> None:
     print(f"verified {checked} files against {args.manifest}")
 
 
+def cmd_view(args) -> None:
+    """A view of a study table for the report (``rsscale.experiments.views``)."""
+    views.write_view(args.view, args.table, args.out)
+
+
 def cmd_numbers(args) -> None:
     """``\\newcommand`` macros of the study's settings, read from the run sidecars, for the paper's prose."""
     text = paper.write_macros(paper.study_macros(args.main, args.sample_count, args.dimension), args.out)
@@ -549,6 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("claims", cmd_claims, "evaluate the claims ledger against the study's tables")
     p.add_argument("--ledger", required=True, help="YAML file with a list of claims")
     p.add_argument("--tables", default="results/tables", help="folder holding the tables' CSV files")
+    p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
+
+    p = command("view", cmd_view, "a view of a study table for the report: the rows and columns of one argument")
+    p.add_argument("view", choices=list(views.VIEWS), help="which view (rsscale.experiments.views.VIEWS)")
+    p.add_argument("--table", required=True, help="the study table's CSV")
     p.add_argument("--out", required=True, help="path prefix; .csv, .md and .tex are written")
 
     p = command("figure", cmd_figure, "figures from result files (PDF and PNG)")

@@ -3,6 +3,8 @@
 # `snakemake paper/main.pdf --cores 1` builds it. Auxiliary files go to paper/build/.
 import os
 
+from rsscale.experiments.views import VIEWS
+
 PAPER_SRC = os.path.join(workflow.basedir, "paper")
 PAPER_SOURCES = [os.path.join(PAPER_SRC, "main.tex"), os.path.join(PAPER_SRC, "references.bib")] + sorted(
     os.path.join(PAPER_SRC, "sections", f)
@@ -30,12 +32,35 @@ rule paper_numbers:
         "rsscale numbers --main {input.main} {params.sample_count} {params.dimension} --out {output} > {log} 2>&1"
 
 
+# the report's views of the study's tables (rsscale.experiments.views): those whose table this study writes
+REPORT_VIEWS = [name for name, view in VIEWS.items() if view.table in STUDY_TABLES + ["claims"]]
+
+
+rule table_view:
+    """A table of the report: the rows and columns of a study table that carry one argument."""
+    input:
+        lambda w: f"results/tables/{VIEWS[w.view].table}.csv",
+    output:
+        table_outputs("{view}"),
+    wildcard_constraints:
+        view="|".join(VIEWS),
+    params:
+        out=out_prefix,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tables/view_{view}.log",
+    shell:
+        "rsscale view {wildcards.view} --table {input} --out {params.out} > {log} 2>&1"
+
+
 rule paper:
     """Compile the replication report against this study's tables and figures."""
     input:
         sources=PAPER_SOURCES,
         numbers="results/tables/numbers.tex",
         tables=[p for p in study_outputs() if p.endswith(".tex")],
+        views=[f"results/tables/{v}.tex" for v in REPORT_VIEWS],
         figures=[p for p in study_outputs() if p.endswith(".pdf")],
     output:
         "paper/main.pdf",

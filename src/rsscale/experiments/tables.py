@@ -24,10 +24,24 @@ def latex_escape(text) -> str:
     return "".join(specials.get(char, char) for char in str(text))
 
 
+def stacked_header(column: str, width: int = 8) -> str:
+    """A LaTeX header cell that breaks a long column name at its underscores into lines of about ``width``
+    characters (``ACR_vs_equal_budget`` -> ``ACR vs / equal / budget``), so that a header is no wider than its
+    numbers."""
+    lines: list[str] = []
+    for word in column.split("_"):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return latex_escape(column) if len(lines) == 1 else r"\shortstack{" + r"\\".join(map(latex_escape, lines)) + "}"
+
+
 def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path, caption: str = "",
-                digits: int = 3, shown: Sequence[str] | None = None) -> list[Path]:
+                digits: int = 3, shown: Sequence[str] | None = None, stacked: bool = False) -> list[Path]:
     """Write ``rows`` as ``prefix.csv`` (every column), ``prefix.md`` and ``prefix.tex`` (the ``shown`` columns, by
-    default every one: the Markdown and LaTeX tables are for reading); return the paths.
+    default every one: the Markdown and LaTeX tables are for reading); return the paths.  ``stacked``: the LaTeX
+    header breaks long column names over lines (:func:`stacked_header`).
 
     Rows lacking a column (result files of another kind) are refused before any file is written.
     """
@@ -45,7 +59,7 @@ def write_table(rows: Sequence[dict], columns: Sequence[str], prefix: str | Path
         markdown = [f"*{caption}*", ""] + markdown
     write_text_atomic(paths[1], "\n".join(markdown) + "\n")
     latex = [r"\begin{tabular}{" + "r" * len(columns) + "}", r"\toprule",
-             " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule"]
+             " & ".join((stacked_header if stacked else latex_escape)(c) for c in columns) + r" \\", r"\midrule"]
     latex += [" & ".join(latex_escape(c) for c in line) + r" \\" for line in cells]
     latex += [r"\bottomrule", r"\end{tabular}"]
     write_text_atomic(paths[2], "\n".join(latex) + "\n")

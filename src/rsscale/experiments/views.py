@@ -1,0 +1,132 @@
+"""The report's tables: views of the study's complete tables, each the rows and columns that carry one argument.
+
+A study table's CSV keeps every row and column; the report prints a *view* of it: in the body the few rows and
+columns a section argues from, in the appendix every row with the columns a reader needs (run bookkeeping such as
+the device or the input count left to the CSV).  A view is written like any table (``<view>.csv``, ``.md``,
+``.tex``), its LaTeX header broken over lines so that the columns are as narrow as their numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rsscale.experiments.tables import write_table
+
+
+@dataclass(frozen=True)
+class View:
+    """Rows of ``table`` whose cells are among ``rows[column]`` (as the CSV writes them; every row when ``rows`` is
+    empty), with ``columns`` in that order (every column but ``drop`` when ``columns`` is empty); ``numbers``: cells
+    are rounded like a table's numbers (off for tables of sentences, whose cells are text such as section ``3.3``)."""
+
+    table: str
+    columns: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    rows: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    numbers: bool = True
+
+    def columns_of(self, header: list[str]) -> list[str]:
+        """The view's columns, given the table's; a view naming a column the table lacks is refused."""
+        named = list(self.columns) + list(self.drop) + list(self.rows)
+        missing = [c for c in named if c not in header]
+        if missing:
+            raise ValueError(f"the view of {self.table!r} names column(s) {missing} that the table lacks; "
+                             f"its columns: {header}")
+        return list(self.columns) or [c for c in header if c not in self.drop]
+
+    def selects(self, row: dict[str, str]) -> bool:
+        return all(row[column] in kept for column, kept in self.rows.items())
+
+
+SUMMARY = "_summary"  # the body's view of a table
+APPENDIX = "_appendix"  # the appendix's view of a table
+
+VIEWS: dict[str, View] = {
+    # the verdicts on page two, and the evidence behind each in the appendix
+    "claims_verdicts": View("claims", columns=("claim", "section", "result", "threshold", "verdict"),
+                            numbers=False),
+    "claims" + APPENDIX: View("claims", columns=("id", "statement", "interval", "threshold_source", "details"),
+                                 numbers=False),
+    # the curse of dimensionality
+    "dimension_slopes" + SUMMARY: View("dimension_slopes", columns=(
+        "group", "noise", "slope", "slope_se", "theory_if_native_constant"), rows={"norm": ("linf",)}),
+    "dimension_slopes" + APPENDIX: View("dimension_slopes"),
+    "dimension_remedies" + SUMMARY: View("dimension_remedies", columns=(
+        "group", "d", "method", "ACR_l2", "gain_l2", "gain_linf", "sampling_seconds", "radius_seconds"),
+        rows={"method": ("dsrs_truncated", "projected")}),
+    "dimension_remedies" + APPENDIX: View("dimension_remedies", drop=("inputs",)),
+    "dimension" + APPENDIX: View("dimension", drop=("inputs",)),
+    # the robustness/accuracy trade-off
+    "certified_accuracy" + SUMMARY: View("certified_accuracy", drop=("inputs",)),
+    "training_methods" + SUMMARY: View("training_methods", columns=(
+        "objective", "sigma", "collapsed", "base_clean_accuracy", "ACR", "time_vs_gaussian", "passes_vs_gaussian",
+        "ACR_vs_equal_budget"), rows={"variant": ("published recipe",),
+                                      "objective": ("gaussian", "consistency", "crt", "macer", "smoothadv")}),
+    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes")),
+    "denoised" + SUMMARY: View("denoised", columns=("sigma", "model", "denoiser", "clean_accuracy", "r=0.25", "r=0.5",
+                                                  "ACR")),
+    "denoised" + APPENDIX: View("denoised", drop=("inputs", "classifier_sigma")),
+    "aces" + SUMMARY: View("aces", columns=("sigma", "method", "theta", "selection_rate", "clean_accuracy", "r=0.5",
+                                          "ACR", "clean_gain_p"),
+                           rows={"theta": ("0.1", "0.3", "0.5", "1.0")}),
+    "aces" + APPENDIX: View("aces", drop=("inputs",)),
+    # the inference cost
+    "sample_count" + SUMMARY: View("sample_count", columns=(
+        "n", "forward_passes", "seconds_median", "ACR", "radius_median_certified", "radius_ceiling")),
+    "sample_count" + APPENDIX: View("sample_count", drop=("inputs",)),
+    "profile" + SUMMARY: View("profile"),
+    "inference_cost" + SUMMARY: View("inference_cost", columns=(
+        "label", "sound", "forward_passes_mean", "passes_saved_x", "ACR", "r_target", "cert_acc_at_target",
+        "same_decision")),
+    "inference_cost" + APPENDIX: View("inference_cost", drop=("inputs", "method")),
+    "incremental" + SUMMARY: View("incremental", columns=(
+        "modification", "speedup", "passes_scratch", "passes_irs", "zeta_mean", "ACR_scratch", "ACR_irs",
+        "same_decision")),
+    "incremental" + APPENDIX: View("incremental", drop=("inputs", "n", "n_incremental", "passes_scratch",
+                                                        "passes_irs")),
+    "profile_sizes" + SUMMARY: View("profile_sizes", columns=(
+        "model", "parameters", "shared_noise", "forward_samples_per_s", "certify_samples_per_s", "ratio"),
+        rows={"batch_size": ("1000",)}),
+    "profile_sizes" + APPENDIX: View("profile_sizes", drop=("arch", "weights", "device", "threads")),
+    "family_cost" + SUMMARY: View("family_cost", columns=(
+        "method", "sound", "evaluation_ratio", "per_evaluation_ratio", "seconds_ratio", "method_seconds")),
+    "family_cost" + APPENDIX: View("family_cost", drop=("run", "inputs", "device", "threads")),
+    # extra information at extra cost
+    "extra_information" + SUMMARY: View("extra_information", columns=(
+        "method", "sound", "ACR", "ACR_ratio", "ACR_diff_low", "ACR_diff_high", "cost_ratio_evaluations",
+        "cost_ratio_seconds")),
+    "extra_information" + APPENDIX: View("extra_information", drop=("family", "inputs")),
+    "violations" + SUMMARY: View("violations", columns=(
+        "method", "sound", "inputs", "certified", "points", "violations", "inputs_violated")),
+    "violations" + APPENDIX: View("violations", drop=("inputs", "first_input")),
+    # soundness
+    "soundness" + APPENDIX: View("soundness", drop=("dim", "alpha", "seconds")),
+}
+
+
+def parse(text: str):
+    """A CSV cell as the number it writes (so that the view rounds it like the table; a whole number from ten on as
+    an integer, such as a pass count), or the text."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and abs(value) >= 10 else value
+
+
+def write_view(name: str, table_csv: str | Path, out: str | Path) -> list[Path]:
+    """Write the view ``name`` of the table ``table_csv`` as ``out.csv``, ``out.md`` and ``out.tex`` (a header
+    without rows when the study has none of the view's rows)."""
+    view = VIEWS[name]
+    with open(table_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = view.columns_of(list(reader.fieldnames or []))
+        cell = parse if view.numbers else str
+        rows = [{c: cell(row[c]) for c in columns} for row in reader if view.selects(row)]
+    return write_table(rows, columns, out, caption=f"{view.table}: {name}", stacked=True)

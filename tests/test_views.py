@@ -1,0 +1,41 @@
+"""The report's table views: the rows and columns they name, cells rounded like a table's, text kept as text."""
+
+import csv
+
+import pytest
+
+from rsscale.experiments import views
+from rsscale.experiments.tables import stacked_header
+
+
+def table(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_view_keeps_its_rows_and_columns(tmp_path, monkeypatch):
+    source = table(tmp_path / "t.csv", [{"norm": "l2", "slope": "0.01234", "passes": "10100.0", "section": "3.3"},
+                                        {"norm": "linf", "slope": "-0.49876", "passes": "10100.0", "section": "3.3"}])
+    summary = views.View("t", columns=("slope", "passes"), rows={"norm": ("linf",)})
+    monkeypatch.setitem(views.VIEWS, "t_summary", summary)
+    monkeypatch.setitem(views.VIEWS, "t_text", views.View("t", drop=("slope",), numbers=False))
+    views.write_view("t_summary", source, tmp_path / "s")
+    assert list(csv.DictReader(open(tmp_path / "s.csv"))) == [{"slope": "-0.49876", "passes": "10100"}]
+    assert "-0.499 & 10100" in (tmp_path / "s.tex").read_text()
+    views.write_view("t_text", source, tmp_path / "x")
+    assert (tmp_path / "x.md").read_text().splitlines()[-1] == "| linf | 10100.0 | 3.3 |"
+
+
+def test_a_view_naming_a_missing_column_is_refused(tmp_path, monkeypatch):
+    source = table(tmp_path / "t.csv", [{"a": "1"}])
+    monkeypatch.setitem(views.VIEWS, "bad", views.View("t", columns=("a", "b")))
+    with pytest.raises(ValueError, match="lacks"):
+        views.write_view("bad", source, tmp_path / "v")
+
+
+def test_long_headers_break_at_underscores():
+    assert stacked_header("ACR") == "ACR"
+    assert stacked_header("ACR_vs_equal_budget") == r"\shortstack{ACR vs\\equal\\budget}"
