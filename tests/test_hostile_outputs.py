@@ -217,7 +217,7 @@ KILL_CONFIG = {
     "seed": 0,
     "datasets": {"digits8": {"name": "digits", "params": {"resolution": 8}}},
     "model": {"arch": "cnn", "params": {"width": 4, "hidden": 8}},
-    "training": {"objective": "gaussian", "epochs": 1, "batch_size": 128, "lr": 0.01},
+    "training": {"objective": "gaussian", "epochs": 1, "batch_size": 128, "lr": 0.01, "collapse": "finding"},
     "sigmas": [0.25, 0.5],
     "cohen": {"dataset": "digits8", "n0": 10, "n": 100000, "alpha": 0.001, "batch_size": 1000, "pack": 2, "skip": 40,
               "max_inputs": 8},

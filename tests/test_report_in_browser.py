@@ -1,9 +1,9 @@
 """The quick study's HTML report opened in a real browser (headless Chromium, workflow/scripts/report_screenshot.py).
 
 The report is a JavaScript application: these tests read the DOM the browser rendered, the report's scripts (where
-its data sits, whether or not anything renders) removed. Its menu lists every category, the Tables category every
-table of the run with its CSV, and each figure category the figures the rule files declare for it, whose eye button
-displays the figure.
+its data sits, whether or not anything renders) removed. Its menu lists every category, the verdicts first, the
+Tables category every other table of the run with its CSV, and each figure category the figures the rule files
+declare for it, whose eye button displays the figure.
 """
 
 import importlib.util
@@ -19,6 +19,7 @@ from matplotlib.image import imread
 from documented_commands import QUICK, REPO, shell
 
 SCRIPT = REPO / "workflow" / "scripts" / "report_screenshot.py"
+VERDICTS = "1. Verdicts"  # the category of the claims table, first in the menu (workflow/rules/common.smk)
 
 
 def load_script():
@@ -64,7 +65,9 @@ def open_in_browser(report: Path, out: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_the_report_opens_on_its_menu_of_categories(report, tmp_path):
     app = open_in_browser(report, tmp_path, "--png", str(tmp_path / "report.png"))
-    assert {*declared_figures(), "Tables"} <= set(re.findall(r"<span>([^<>]+)</span></a>", app))  # menu items
+    menu = re.findall(r"<span>([^<>]+)</span></a>", app)
+    categories = [item for item in menu if item not in ("Workflow", "Statistics", "About")]  # Snakemake's own
+    assert {*declared_figures(), "Tables", VERDICTS} <= set(categories) and categories[0] == VERDICTS
     screenshot = imread(tmp_path / "report.png")
     assert screenshot.shape[:2] == (1000, 1600) and len(np.unique(screenshot.reshape(-1, screenshot.shape[2]),
                                                                   axis=0)) > 50  # drawn, not a blank page
@@ -72,10 +75,16 @@ def test_the_report_opens_on_its_menu_of_categories(report, tmp_path):
 
 @pytest.mark.slow
 def test_the_tables_category_lists_every_table_with_its_csv(report, quick_study_copy, tmp_path):
-    tables = sorted(p.stem for p in (quick_study_copy / "results" / "tables").glob("*.csv"))
+    """Every study table (one with a caption: the paper's views of them are not in the report), the claims table
+    in its own category."""
+    captions = REPO / "workflow" / "report" / "tables"
+    tables = sorted(p.stem for p in (quick_study_copy / "results" / "tables").glob("*.csv")
+                    if (captions / f"{p.stem}.rst").is_file())
     app = open_in_browser(report, tmp_path, "--category", "Tables")
-    assert re.findall(r"<td[^>]*>([^<>]+)</td>", app) == tables
-    assert len(re.findall(r'href="data:text/csv', app)) == len(tables)
+    assert re.findall(r"<td[^>]*>([^<>]+)</td>", app) == [t for t in tables if t != "claims"]
+    assert len(re.findall(r'href="data:text/csv', app)) == len(tables) - 1
+    verdicts = open_in_browser(report, tmp_path, "--category", VERDICTS)
+    assert re.findall(r"<td[^>]*>([^<>]+)</td>", verdicts) == ["claims"]
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ certification protocol (n0, n, alpha, engine, radii) on a few inputs: counts of 
 training to one epoch, profiling to two batches and repeats, sample-count sweeps stop at 10^5 samples (two
 points at least); each dataset's ``root`` points at ``--data`` (the stand-in files of ``stand_in_data.py``).
 ``--max-n N`` also caps every sample count at N (n0 and the pilot counts at N / 10, profiling batches at N), and
-``--cpu`` is ``--max-n 1000``: to check on a CPU that the config runs at all (``tests/test_big_configs.py``).
+``--cpu`` is ``--max-n 1000``, and ``--sigmas K`` keeps the first K noise levels of every sigma list: to check on
+a CPU that the config runs at all (``tests/test_big_configs.py``).
 
     python workflow/scripts/smoke_overlay.py workflow/config/cifar10.yaml --data /tmp/stand_in > overlay.yaml
     snakemake --cores all --configfile workflow/config/cifar10.yaml overlay.yaml
@@ -43,6 +44,8 @@ def shrink(section: dict, limits: dict[str, int], max_n: int | None) -> dict:
             overlay[key] = kept if len(kept) >= 2 else [max(1, cap // 10), cap]  # a sweep has two points at least
         elif max_n and key in SAMPLE_COUNTS and isinstance(value, int):
             overlay[key] = min(value, max_n if key == "n" else max(1, max_n // 10))
+        elif key == "sigmas" and limits.get("sigmas"):
+            overlay[key] = value[: limits["sigmas"]]
         elif max_n and key == "batch_sizes":
             overlay[key] = [min(value[0], max_n)]
     return overlay
@@ -60,8 +63,8 @@ def training_overlay(key: str, section: dict, overlay: dict) -> dict:
     return overlay
 
 
-def overlay_for(config: dict, data: Path, inputs: int, max_n: int | None = None) -> dict:
-    limits = {"inputs": inputs, "epochs": 1, "batches": 2}
+def overlay_for(config: dict, data: Path, inputs: int, max_n: int | None = None, sigmas: int | None = None) -> dict:
+    limits = {"inputs": inputs, "epochs": 1, "batches": 2, "sigmas": sigmas}
     overlay = {key: training_overlay(key, value, shrink(value, limits, max_n)) for key, value in config.items()
                if isinstance(value, dict) and key != "datasets"}
     overlay = {key: value for key, value in overlay.items() if value}
@@ -77,11 +80,13 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=3, help="test inputs per certification run")
     parser.add_argument("--max-n", type=int, help="also cap sample counts at this (n0 and pilots at a tenth)")
     parser.add_argument("--cpu", action="store_true", help="--max-n 1000")
+    parser.add_argument("--sigmas", type=int, help="keep the first this many noise levels of every sigma list")
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     print(f"# smoke overlay for {args.config} (workflow/scripts/smoke_overlay.py)")
     max_n = args.max_n or (1000 if args.cpu else None)
-    print(yaml.safe_dump(overlay_for(config, args.data.resolve(), args.inputs, max_n), sort_keys=False), end="")
+    overlay = overlay_for(config, args.data.resolve(), args.inputs, max_n, args.sigmas)
+    print(yaml.safe_dump(overlay, sort_keys=False), end="")
 
 
 if __name__ == "__main__":
