@@ -68,6 +68,8 @@ RULES = [
     Rule(r"snakemake --report \S+\.html", RUN_ON_QUICK, "the report of a finished run, here the quick study's"),
     Rule(r"(RSSCALE_PLUGINS=\S+ )?rsscale (methods|harness --methods \w+ --trials \d{1,3} .*|--help)", RUN,
          "an rsscale command of seconds"),
+    Rule(r"python workflow/scripts/(stand_in_data|smoke_overlay)\.py \S+( --?[\w-]+ \S+)*( > \S+)?", RUN,
+         "a script of seconds: stand-in data files, or a config overlay written next to them"),
     Rule(r"rsscale plan --configfile workflow/config/\w+\.yaml( --\S+ \S+)*", RUN,
          "the cost of a study before it runs: reads the config, probes each model for seconds (or reads a committed "
          "throughput table)"),
@@ -86,8 +88,10 @@ def commands_in_markdown(path: Path) -> list[Command]:
             continue
         if not in_bash or not (pending or line.strip()) or line.lstrip().startswith("#"):
             continue
+        if pending:  # a continued line: one space where the shell sees whitespace
+            line = line.lstrip()
         if line.endswith("\\"):
-            pending += line[:-1]
+            pending += line[:-1].rstrip() + " "
             continue
         commands += split_line(f"{path.relative_to(REPO)}:{number}", pending + line)
         pending = ""
