@@ -28,19 +28,21 @@ class View:
     numbers: bool = True
 
     def columns_of(self, header: list[str]) -> list[str]:
-        """The view's columns, given the table's; a view naming a column the table lacks is refused."""
+        """The view's columns, given the table's; a view naming a column the table lacks is refused, except a radius
+        column (``r=...``) that the study's config does not certify at, which is left out."""
         named = list(self.columns) + list(self.drop) + list(self.rows)
-        missing = [c for c in named if c not in header]
+        missing = [c for c in named if c not in header and not c.startswith(RADIUS)]
         if missing:
             raise ValueError(f"the view of {self.table!r} names column(s) {missing} that the table lacks; "
                              f"its columns: {header}")
-        return list(self.columns) or [c for c in header if c not in self.drop]
+        return [c for c in self.columns if c in header] or [c for c in header if c not in self.drop]
 
     def selects(self, row: dict[str, str]) -> bool:
         return all(row[column] in kept for column, kept in self.rows.items())
 
 
 SUMMARY = "_summary"  # the body's view of a table
+RADIUS = "r="  # certified accuracy at a radius: a column per radius of the study's config, shown where it has it
 APPENDIX = "_appendix"  # the appendix's view of a table
 
 VIEWS: dict[str, View] = {
