@@ -8,11 +8,11 @@ the device or the input count left to the CSV).  A view is written like any tabl
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsscale.experiments.tables import write_table
+from rsscale.io import read_rows
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,9 @@ def write_view(name: str, table_csv: str | Path, out: str | Path) -> list[Path]:
     """Write the view ``name`` of the table ``table_csv`` as ``out.csv``, ``out.md`` and ``out.tex`` (a header
     without rows when the study has none of the view's rows)."""
     view = VIEWS[name]
-    with open(table_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = view.columns_of(list(reader.fieldnames or []))
-        cell = parse if view.numbers else str
-        rows = [{c: cell(row[c]) for c in columns} for row in reader if view.selects(row)]
+    table = read_rows(table_csv, as_text=True)
+    header = list(table[0]) if table else Path(table_csv).read_text().splitlines()[0].split(",")
+    columns = view.columns_of(header)
+    cell = parse if view.numbers else str
+    rows = [{c: cell(row[c]) for c in columns} for row in table if view.selects(row)]
     return write_table(rows, columns, out, caption=f"{view.table}: {name}", stacked=True)
