@@ -51,3 +51,13 @@ def test_a_radius_the_config_does_not_certify_at_is_left_out_and_other_missing_c
     table.write_text(table.read_text().replace("selection_rate", "rate"))
     with pytest.raises(ValueError, match="selection_rate"):
         views.write_view("aces_summary", table, tmp_path / "view")
+
+
+def test_a_view_at_the_largest_batch_keeps_the_rows_the_study_profiled_at_its_largest(tmp_path, monkeypatch):
+    rows = [{"model": m, "batch_size": str(b), "ratio": str(r)} for m, b, r in
+            [("a", 50, 0.5), ("a", 200, 0.9), ("b", 50, 0.4), ("b", 200, 0.8)]]
+    source = table(tmp_path / "t.csv", rows)
+    monkeypatch.setitem(views.VIEWS, "t_top", views.View("t", columns=("model", "ratio"), largest=("batch_size",)))
+    views.write_view("t_top", source, tmp_path / "v")
+    assert list(csv.DictReader(open(tmp_path / "v.csv"))) == [{"model": "a", "ratio": "0.9"},
+                                                               {"model": "b", "ratio": "0.8"}]

@@ -18,27 +18,33 @@ from rsscale.io import read_rows
 @dataclass(frozen=True)
 class View:
     """Rows of ``table`` whose cells are among ``rows[column]`` (as the CSV writes them; every row when ``rows`` is
-    empty), with ``columns`` in that order (every column but ``drop`` when ``columns`` is empty); ``numbers``: cells
-    are rounded like a table's numbers (off for tables of sentences, whose cells are text such as section ``3.3``)."""
+    empty) and, for each column of ``largest``, at that column's largest value in the table (such as the largest
+    batch a study profiled, whatever its config's sizes), with ``columns`` in that order (every column but ``drop``
+    when ``columns`` is empty); ``numbers``: cells are rounded like a table's numbers (off for tables of sentences,
+    whose cells are text such as section ``3.3``)."""
 
     table: str
     columns: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
     rows: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    largest: tuple[str, ...] = ()
     numbers: bool = True
 
     def columns_of(self, header: list[str]) -> list[str]:
         """The view's columns, given the table's; a view naming a column the table lacks is refused, except a radius
         column (``r=...``) that the study's config does not certify at, which is left out."""
-        named = list(self.columns) + list(self.drop) + list(self.rows)
+        named = list(self.columns) + list(self.drop) + list(self.rows) + list(self.largest)
         missing = [c for c in named if c not in header and not c.startswith(RADIUS)]
         if missing:
             raise ValueError(f"the view of {self.table!r} names column(s) {missing} that the table lacks; "
                              f"its columns: {header}")
         return [c for c in self.columns if c in header] or [c for c in header if c not in self.drop]
 
-    def selects(self, row: dict[str, str]) -> bool:
-        return all(row[column] in kept for column, kept in self.rows.items())
+    def select(self, table: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The table's rows that the view keeps."""
+        top = {column: max(float(row[column]) for row in table) for column in self.largest if table}
+        return [row for row in table if all(row[column] in kept for column, kept in self.rows.items())
+                and all(float(row[column]) == value for column, value in top.items())]
 
 
 SUMMARY = "_summary"  # the body's view of a table
@@ -90,7 +96,7 @@ VIEWS: dict[str, View] = {
                                                         "passes_irs")),
     "profile_sizes" + SUMMARY: View("profile_sizes", columns=(
         "model", "parameters", "shared_noise", "forward_samples_per_s", "certify_samples_per_s", "ratio"),
-        rows={"batch_size": ("1000",)}),
+        largest=("batch_size",)),
     "profile_sizes" + APPENDIX: View("profile_sizes", drop=("arch", "weights", "device", "threads")),
     "family_cost" + SUMMARY: View("family_cost", columns=(
         "method", "sound", "evaluation_ratio", "per_evaluation_ratio", "seconds_ratio", "method_seconds")),
@@ -130,5 +136,5 @@ def write_view(name: str, table_csv: str | Path, out: str | Path) -> list[Path]:
     header = list(table[0]) if table else Path(table_csv).read_text().splitlines()[0].split(",")
     columns = view.columns_of(header)
     cell = parse if view.numbers else str
-    rows = [{c: cell(row[c]) for c in columns} for row in table if view.selects(row)]
+    rows = [{c: cell(row[c]) for c in columns} for row in view.select(table)]
     return write_table(rows, columns, out, caption=f"{view.table}: {name}", stacked=True)
