@@ -87,10 +87,11 @@ def test_n_and_sigmas_move_the_plan_as_they_must(quick):
     more_sigmas = copy.deepcopy(quick)
     more_sigmas["sigmas"] = [0.12, 0.25, 0.5, 1.0]
     rows_s, _ = by_rule(more_sigmas)
-    # two more sigmas: two more main models and their main certification runs
-    assert rows_s["train"]["jobs"] == rows["train"]["jobs"] + 2
-    assert rows_s["certify"]["jobs"] == rows["certify"]["jobs"] + 2
-    assert rows_s["certify"]["forward_passes"] == rows["certify"]["forward_passes"] + 2 * 6 * 110
+    # two more sigmas: two more main models and their main certification runs, each from every replicate seed
+    replicates = 1 + len(quick["seed_replicates"]["seeds"])
+    assert rows_s["train"]["jobs"] == rows["train"]["jobs"] + 2 * replicates
+    assert rows_s["certify"]["jobs"] == rows["certify"]["jobs"] + 2 * replicates
+    assert rows_s["certify"]["forward_passes"] == rows["certify"]["forward_passes"] + 2 * replicates * 6 * 110
 
 
 def test_shards_fit_the_limit(quick):

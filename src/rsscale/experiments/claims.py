@@ -165,7 +165,8 @@ def result_text(outcome: Outcome) -> str:
 
 
 def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
-    """One verdict row per claim of the ledger (:func:`validate` first), reading ``<table_dir>/<table>.csv``."""
+    """One verdict row per claim of the ledger (:func:`validate` first), reading ``<table_dir>/<table>.csv`` for each
+    of its ``tables`` (a missing one: not measured) and of its ``optional_tables`` that the study wrote."""
     validate(ledger)
     rows = []
     for claim in ledger:
@@ -174,6 +175,8 @@ def evaluate(ledger: Sequence[dict], table_dir: str | Path) -> Rows:
         if missing:
             outcome = not_measured(f"tables not produced by this study: {', '.join(missing)}")
         else:
+            paths.update({name: path for name in claim.get("optional_tables", [])
+                          if (path := Path(table_dir) / f"{name}.csv").exists()})
             tables = {name: read_rows(path) for name, path in paths.items()}
             outcome = Outcome(*TESTS[claim["test"]](tables, claim.get("params", {})))
         rows.append({"id": claim["id"], "section": claim["section"], "claim": claim["claim"],

@@ -168,6 +168,7 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
         profile,
         remedies,
         sample_count,
+        seed_replicates,
         training_methods,
     )
     check_config(config)
@@ -179,6 +180,7 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
     dims, remedy, dsrs = dimension.runs(plan), remedies.runs(plan), remedies.dsrs_runs(plan)
     cost_runs, training = inference_cost.runs(plan), training_methods.runs(plan)
     extra = extra_information.runs(plan)
+    seed_sweep, seed_objectives = seed_replicates.sweep_runs(plan), seed_replicates.objective_runs(plan)
     sweeps, denoised_runs, denoisers = aces.sweeps(plan), denoised.runs(plan), denoised.denoisers(plan)
     if config.get("incremental"):
         incremental.model(plan)
@@ -256,7 +258,8 @@ def study_jobs(config: dict, reference: str | Path = "workflow/baseline/default"
                         forward_passes=cost_spec["inputs"] * (cost_spec["rounds"] + 1) * per_input))
     jobs += _oracle_jobs(config, Path(reference))
     report = 2 + 2 + 1 + 2 * bool(dims) + 2 * bool(remedy) + bool(dsrs) + 2 * bool(cost_runs) + 2 * bool(training) \
-        + 2 * bool(extra) + 2 * bool(sweeps) + bool(denoised_runs) + 3  # + claims, paper_numbers, manifest
+        + 2 * bool(extra) + 2 * bool(sweeps) + bool(denoised_runs) + 2 * bool(seed_sweep) + 2 * bool(seed_objectives) \
+        + 3  # + claims, paper_numbers, manifest
     jobs += [Job(REPORT_RULES, f"table/figure/claims/manifest job {i + 1}", threads="1") for i in range(report)]
     return jobs
 

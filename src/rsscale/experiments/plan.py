@@ -154,9 +154,11 @@ class Plan:
         return {"n0": c["n0"], "n": n, "alpha": c["alpha"], "batch_size": c["batch_size"], **extra}
 
     def cohen_run(self, dataset: str, sigma: float, n: int, max_inputs: int | None = None,
-                  noise: str = "gaussian") -> str:
-        """A run of Cohen's CERTIFY with the ``cohen`` section's settings (its ``engine`` options included)."""
+                  noise: str = "gaussian", seed: int | None = None) -> str:
+        """A run of Cohen's CERTIFY with the ``cohen`` section's settings (its ``engine`` options included), on the
+        model of :meth:`model` (trained from ``seed`` when given: a seed replicate)."""
         c = self.config["cohen"]
-        tag = f"{noise}_sigma{sigma}_n{n}_{max_inputs or 'all'}"
+        tag = f"{noise}_sigma{sigma}_n{n}_{max_inputs or 'all'}" + ("" if seed is None else f"_seed{seed}")
         params = self.cohen_params(n, noise=noise, **c.get("engine", {}))
-        return self.certify(dataset, "cohen", sigma, tag, params, max_inputs, c["skip"], c["pack"])
+        model = None if seed is None else self.model(dataset, sigma, seed=seed)
+        return self.certify(dataset, "cohen", sigma, tag, params, max_inputs, c["skip"], c["pack"], models=model)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,16 +69,27 @@ def _label(name: str, variant: str) -> str:
 
 
 def training_model(plan: Plan, variant: str, name: str, sigma: float, params: dict | None = None,
-                   label: str | None = None) -> str:
-    """The checkpoint of objective ``name`` of a variant at sigma (its ``params``: the config's entry); a ``teacher``
-    that names another objective (CRT distils from it) becomes that objective's model in the same variant."""
+                   label: str | None = None, seed: int | None = None) -> str:
+    """The checkpoint of objective ``name`` of a variant at sigma (its ``params``: the config's entry; ``seed``: a
+    seed replicate, else the study's seed); a ``teacher`` that names another objective (CRT distils from it) becomes
+    that objective's model in the same variant and seed."""
     section = plan.config["training_methods"]
     objectives = _variants(section)[variant]["objectives"]
     params = dict(objectives[name] or {}) if params is None else params
     if params.get("teacher") in objectives:
-        params["teacher"] = training_model(plan, variant, params["teacher"], sigma)
-    return plan.model(section["dataset"], sigma, (name, params), training=_training(plan, variant),
+        params["teacher"] = training_model(plan, variant, params["teacher"], sigma, seed=seed)
+    return plan.model(section["dataset"], sigma, (name, params), seed=seed, training=_training(plan, variant),
                       label=_label(label or name, variant))
+
+
+def certify_model(plan: Plan, model: str, sigma: float) -> str:
+    """Cohen's CERTIFY on the section's inputs at sigma, on a checkpoint of :func:`training_model` (the run's tag
+    ends with the checkpoint's label and seed)."""
+    section = plan.config["training_methods"]
+    label = re.sub(r"_sigma[^_]+", "", Path(model).stem, count=1)
+    tag = f"gaussian_sigma{sigma}_n{section['n']}_{section['max_inputs']}_{label}"
+    return plan.certify(section["dataset"], "cohen", sigma, tag, plan.cohen_params(section["n"]),
+                        section["max_inputs"], section.get("skip", 1), plan.config["cohen"]["pack"], models=model)
 
 
 def budget_copies(plan: Plan, variant: str, name: str, sigma: float) -> int:
@@ -104,12 +116,7 @@ def runs(plan: Plan) -> list[str]:
             for name in spec["equal_budget"]:
                 m = budget_copies(plan, variant, name, sigma)
                 models.append(training_model(plan, variant, "gaussian", sigma, {"m": m}, f"gaussian-x{m}"))
-            for model in dict.fromkeys(models):
-                label = Path(model).stem.rsplit("_sigma", 1)[0]
-                tag = f"gaussian_sigma{sigma}_n{section['n']}_{section['max_inputs']}_{label}"
-                paths.append(plan.certify(section["dataset"], "cohen", sigma, tag, plan.cohen_params(section["n"]),
-                                          section["max_inputs"], section.get("skip", 1), plan.config["cohen"]["pack"],
-                                          models=model))
+            paths += [certify_model(plan, model, sigma) for model in dict.fromkeys(models)]
     return paths
 
 

@@ -80,6 +80,12 @@ VIEWS: dict[str, View] = {
                                           "ACR", "clean_gain_p"),
                            rows={"theta": ("0.1", "0.3", "0.5", "1.0")}),
     "aces" + APPENDIX: View("aces", drop=("inputs",)),
+    # the same over seed replicates
+    "seed_objectives" + SUMMARY: View("seed_objectives", columns=(
+        "objective", "seeds", "ACR", "ACR_low", "ACR_high", "ACR_vs_gaussian", "ACR_vs_gaussian_low",
+        "ACR_vs_gaussian_high", "rank_best", "rank_worst")),
+    "seed_objectives" + APPENDIX: View("seed_objectives", drop=("inputs",)),
+    "seed_sweep" + APPENDIX: View("seed_sweep", drop=("inputs",)),
     # the inference cost
     "sample_count" + SUMMARY: View("sample_count", columns=(
         "n", "forward_passes", "seconds_median", "ACR", "radius_median_certified", "radius_ceiling")),
