@@ -162,7 +162,7 @@ def denoiser_gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.O
         inputs.update((condition.label, row["inputs"]) for condition in conditions[-2:])
         parts.append(f"sigma {sigma:g}: ACR {acr['none']:.3f} bare -> {row['ACR']:.3f} with the {params['objective']} "
                      f"denoiser (x{row['ACR_vs_bare']:.2f}, 95 % CI {row['ACR_vs_bare_low']:.2f} .. "
-                     f"{row['ACR_vs_bare_high']:.2f}; Gaussian-trained {acr['gaussian']:.3f}, "
+                     f"{row['ACR_vs_bare_high']:.2f}; Gaussian-trained {acr['gaussian']:.3f}, reached to "
                      f"{100 * row['ACR_vs_gaussian']:.0f} %, 95 % CI {100 * row['ACR_vs_gaussian_low']:.0f} .. "
                      f"{100 * row['ACR_vs_gaussian_high']:.0f} %)")
     if not parts:
