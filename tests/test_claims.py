@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -115,7 +116,8 @@ def test_cost_cut_needs_both_the_saving_and_the_quality():
     assert claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[1] == "inconclusive"
     rows[1].update(passes_saved_x=2.0)
     assert claims.TESTS["cost_cut"]({"inference_cost": rows}, params)[1] == "not supported"
-    iss = dict(rows[1], method="iss_sound", label="iss_sound", passes_saved_x=3.0, ACR=0.58)
+    iss = dict(rows[1], method="iss_sound", label="iss_sound", passes_saved_x=3.0, passes_saved_low=2.9,
+               passes_saved_high=3.1, ACR=0.58, ACR_loss=0.2 / 6, ACR_loss_low=0.01, ACR_loss_high=0.06)
     verdict = claims.TESTS["cost_cut"]({"inference_cost": [rows[0], iss]}, {"method": "iss_sound", "max_acr_loss": 0.1})
     assert verdict[1] == "supported" and "-3.3 %" in verdict[0]
 
@@ -228,3 +230,83 @@ def test_every_ledger_claim_reports_its_interval_or_why_not(tmp_path):
     assert all(r["interval"] and r["threshold_source"] for r in rows)
     first = next(r for r in rows if r["id"] == "linf-dimension")
     assert first["verdict"] == "inconclusive" and first["low"] < -0.5 < -0.4 < first["high"]
+
+
+def test_the_paired_bootstrap_covers_a_known_ratio_and_repeats_with_its_seed():
+    rng = np.random.default_rng(5)
+    theirs = rng.uniform(0.2, 1.0, 400)
+    mine = 0.8 * theirs * rng.uniform(0.9, 1.1, 400)  # mean ratio 0.8 in expectation
+    ratio, low, high = claims.paired_ratio(mine, theirs)
+    assert ratio == pytest.approx(mine.mean() / theirs.mean()) and low < ratio < high
+    assert low < 0.8 < high and high - low < 0.05  # paired: the common factor cancels, the interval is narrow
+    assert claims.paired_ratio(mine, theirs) == (ratio, low, high)
+    assert claims.paired_ratio(mine, theirs, seed=1) != (ratio, low, high)
+    assert claims.paired_ratio(np.r_[mine, 0.0], np.r_[theirs, 0.0])[1:] != (low, high)  # any input counts
+    unpaired = claims.paired_ratio(mine, rng.permutation(theirs))
+    assert unpaired[2] - unpaired[1] > 2 * (high - low)  # pairing by input is what makes it narrow
+    diff, dlow, dhigh = claims.paired_difference(mine, theirs)
+    assert diff == pytest.approx(mine.mean() - theirs.mean()) and dlow < diff < dhigh
+    with pytest.raises(ValueError, match="one length"):
+        claims.paired_ratio(mine, theirs[:-1])
+
+
+def test_a_ratio_over_zero_means_is_unbounded_or_undefined():
+    assert claims.paired_ratio([1.0, 2.0], [0.0, 0.0]) == (np.inf, np.inf, np.inf)
+    assert all(np.isnan(claims.paired_ratio([0.0, 0.0], [0.0, 0.0])))
+    ratio, low, high = claims.paired_ratio([1.0, 1.0, 0.0], [0.0, 0.0, 1.0])  # a third of resamples: 0 below
+    assert ratio == 2.0 and low == 0.0 and high == np.inf
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [(0.02, 0.06, "supported"), (0.12, 0.2, "not supported"),
+                                                      (0.05, 0.13, "inconclusive")])
+def test_the_acr_cut_judges_the_saving_and_the_loss_on_their_intervals(low, high, verdict):
+    reference = {"label": "cohen n=100000", "method": "cohen", "forward_passes_mean": 100100.0, "ACR": 0.6}
+    iss = {"label": "iss_sound", "method": "iss_sound", "forward_passes_mean": 25000.0, "inputs": 60.0,
+           "passes_saved_x": 4.0, "passes_saved_low": 3.8, "passes_saved_high": 4.2, "ACR": 0.6 * (1 - low),
+           "ACR_loss": (low + high) / 2, "ACR_loss_low": low, "ACR_loss_high": high}
+    params = {"method": "iss_sound", "min_saving": 1.0, "max_acr_loss": 0.1}
+    outcome = claims.TESTS["cost_cut"]({"inference_cost": [reference, iss]}, params)
+    assert outcome.verdict == verdict and (outcome.low, outcome.high) == (low, high)  # the loss decides, not 4x
+    assert outcome.interval.startswith("paired percentile bootstrap over 60 inputs (2000 resamples)")
+    assert "relative ACR loss of iss_sound" in outcome.interval
+    slow = dict(iss, passes_saved_x=0.9, passes_saved_low=0.8, passes_saved_high=0.95)
+    outcome = claims.TESTS["cost_cut"]({"inference_cost": [reference, slow]}, params)
+    assert outcome.verdict == "not supported"
+    if verdict != "not supported":  # the saving is the one beyond its bound
+        assert (outcome.measured, outcome.low, outcome.high) == (0.9, 0.8, 0.95)
+        assert "passes saved by iss_sound" in outcome.interval
+
+
+def denoised_table(gain: tuple[float, float, float], fraction: tuple[float, float, float]) -> list[dict]:
+    """One sigma of the denoised table: bare, the stability denoiser (its ratios given), Gaussian-trained."""
+    rows = [{"sigma": 0.25, "model": model, "denoiser": denoiser, "inputs": 50.0, "ACR": acr}
+            for model, denoiser, acr in (("noise-free", "none", 0.2), ("denoised", "stability", 0.2 * gain[0]),
+                                         ("gaussian-trained", "none", 0.2 * gain[0] / fraction[0]))]
+    for name, ratio in (("bare", gain), ("gaussian", fraction)):
+        rows[1].update(zip((f"ACR_vs_{name}", f"ACR_vs_{name}_low", f"ACR_vs_{name}_high"), ratio, strict=True))
+    return rows
+
+
+@pytest.mark.parametrize(("gain", "fraction", "verdict", "key"), [
+    ((2.0, 1.8, 2.2), (0.6, 0.55, 0.65), "supported", 0.6),  # the fraction is the nearer to its bound
+    ((1.1, 0.9, 1.3), (0.8, 0.7, 0.9), "not supported", 1.1),
+    ((2.0, 1.8, 2.2), (0.55, 0.45, 0.65), "inconclusive", 0.55),
+    ((1.6, 1.4, 1.8), (0.8, 0.7, 0.9), "inconclusive", 1.6)])
+def test_the_denoiser_gain_judges_both_ratios_on_their_intervals(gain, fraction, verdict, key):
+    outcome = claims.TESTS["denoiser_gain"]({"denoised": denoised_table(gain, fraction)},
+                                            {"objective": "stability", "min_gain": 1.5, "min_fraction": 0.5})
+    assert outcome.verdict == verdict and outcome.measured == key and outcome.low < key < outcome.high
+    assert outcome.interval.startswith("paired percentile bootstrap over 50 inputs")
+    assert "95 % CI" in outcome.details
+
+
+def test_the_deciding_condition_is_the_one_nearest_or_farthest_beyond_its_bound():
+    near = claims.Condition("near", 1.2, 1.1, 1.3, lower=1.0)
+    far = claims.Condition("far", 5.0, 4.0, 6.0, lower=1.0)
+    loss = claims.Condition("loss", 0.05, 0.02, 0.08, upper=0.1)
+    assert claims.all_hold([far, near, loss]) == ("supported", near)
+    assert claims.all_hold([far, loss]) == ("supported", loss)
+    refuted = claims.Condition("refuted", 0.5, 0.4, 0.6, lower=1.0)
+    assert claims.all_hold([near, refuted, claims.Condition("open", 1.0, 0.9, 1.1, lower=1.0)]) == (
+        "not supported", refuted)
+    assert claims.Condition("none", np.nan, np.nan, np.nan, lower=1.0).verdict() == "inconclusive"

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from rsscale.experiments.extra_information import extra_information_rows, paired_difference
+from rsscale.experiments.claims import paired_difference
+from rsscale.experiments.extra_information import extra_information_rows
 from rsscale.io import read_run
 
 

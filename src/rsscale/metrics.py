@@ -16,6 +16,11 @@ def certified_accuracy(radius: np.ndarray, correct: np.ndarray, r: float) -> flo
     return float(np.mean(correct & (radius >= r))) if len(radius) else float("nan")
 
 
+def radius_if_correct(radius: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Per input: radius * [correct], the input's share of the ACR."""
+    return np.where(correct, radius, 0.0)
+
+
 def average_certified_radius(radius: np.ndarray, correct: np.ndarray) -> float:
     """Mean of radius * [correct]."""
-    return float(np.mean(np.where(correct, radius, 0.0))) if len(radius) else float("nan")
+    return float(np.mean(radius_if_correct(radius, correct))) if len(radius) else float("nan")

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from rsscale.bounds import clopper_pearson_interval
 from rsscale.io import read_rows
 
@@ -32,6 +34,10 @@ VERDICTS = ("supported", "not supported", "inconclusive", "not measured")
 SOURCES = ("survey", "published", "convention")
 #: the level of every interval a verdict reports
 LEVEL = 0.95
+#: the two tails' quantiles of a percentile interval at :data:`LEVEL` (0.025, 0.975)
+TAILS = (round((1 - LEVEL) / 2, 12), round((1 + LEVEL) / 2, 12))
+#: resamples of every bootstrap interval
+BOOTSTRAP = 2000
 NAN = float("nan")
 
 
@@ -85,6 +91,79 @@ def normal_interval(estimate: float, standard_error: float) -> tuple[float, floa
     """The Wald interval ``estimate +- z * se`` at :data:`LEVEL` (z = 1.96)."""
     z = 1.959963984540054
     return estimate - z * standard_error, estimate + z * standard_error
+
+
+def _paired_bootstrap(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray], mine, theirs,
+                      seed: int) -> tuple[float, float, float]:
+    """``statistic`` of two per-input arrays over the same inputs in the same order (it reduces the last axis), with
+    its percentile-bootstrap interval at :data:`LEVEL`: :data:`BOOTSTRAP` resamples of the inputs with replacement,
+    the same inputs for both arrays (Efron & Tibshirani 1993, ch. 13).  A resample whose statistic is undefined
+    (0 / 0) is left out; an end between a finite and an infinite resampled value is infinite."""
+    mine, theirs = np.asarray(mine, float), np.asarray(theirs, float)
+    if mine.ndim != 1 or mine.shape != theirs.shape or not len(mine):
+        raise ValueError(f"a paired bootstrap needs two per-input arrays of one length, got shapes {mine.shape} and "
+                         f"{theirs.shape}")
+    picks = np.random.default_rng(seed).integers(0, len(mine), size=(BOOTSTRAP, len(mine)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate, values = statistic(mine, theirs), statistic(mine[picks], theirs[picks])
+        values = values[~np.isnan(values)]
+        if not len(values):
+            return float(estimate), NAN, NAN
+        ends = np.quantile(values, TAILS)
+    infinite = np.where(np.quantile(values, TAILS, method="higher") == np.inf, np.inf, -np.inf)
+    low, high = np.where(np.isnan(ends), infinite, ends)
+    return float(estimate), float(low), float(high)
+
+
+def paired_difference(mine, theirs, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``mine - theirs`` over paired inputs with its percentile-bootstrap interval (resampling inputs)."""
+    return _paired_bootstrap(lambda a, b: (a - b).mean(axis=-1), mine, theirs, seed)
+
+
+def paired_ratio(mine, theirs, seed: int = 0) -> tuple[float, float, float]:
+    """``mean(mine) / mean(theirs)`` over paired inputs with its percentile-bootstrap interval (resampling inputs;
+    a ratio of means, such as one ACR over another, is judged on the inputs both runs certified)."""
+    return _paired_bootstrap(lambda a, b: a.mean(axis=-1) / b.mean(axis=-1), mine, theirs, seed)
+
+
+def bootstrap_kind(inputs: int, what: str) -> str:
+    """The ``interval`` text of a paired-bootstrap outcome over ``inputs`` inputs; ``what``: of which number."""
+    return f"paired percentile bootstrap over {int(inputs)} inputs ({BOOTSTRAP} resamples), {what}"
+
+
+class Condition(NamedTuple):
+    """One condition of a claim: the number ``value`` (named by ``label``) with its interval ``[low, high]``, which
+    holds in ``lower <= x <= upper`` (either end open when None)."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+    lower: float | None = None
+    upper: float | None = None
+
+    def verdict(self) -> str:
+        """:func:`judge` of the interval; one without ends (a ratio of two zero means) is inconclusive."""
+        if math.isnan(self.low) or math.isnan(self.high):
+            return "inconclusive"
+        return judge(self.low, self.high, self.lower, self.upper)
+
+    def margin(self) -> float:
+        """How far the interval lies inside the accepted region, relative to the bound it is nearest (negative:
+        beyond it; -inf without ends)."""
+        sides = [(self.low - self.lower) / (abs(self.lower) or 1.0)] if self.lower is not None else []
+        sides += [(self.upper - self.high) / (abs(self.upper) or 1.0)] if self.upper is not None else []
+        return -math.inf if any(math.isnan(x) for x in sides) else min(sides)
+
+
+def all_hold(conditions: Sequence[Condition]) -> tuple[str, Condition]:
+    """The verdict of conditions that must all hold (:func:`worst` of theirs) and the condition that decides it: of
+    those with that verdict, the one least inside (or farthest beyond) its bound."""
+    if not conditions:
+        raise ValueError("all_hold needs at least one condition")
+    verdicts = [c.verdict() for c in conditions]
+    verdict = worst(verdicts)
+    return verdict, min((c for c, v in zip(conditions, verdicts, strict=True) if v == verdict), key=Condition.margin)
 
 
 def worst(verdicts: Sequence[str]) -> str:

@@ -27,8 +27,7 @@ from rsscale.experiments.figures import color, limit_to, mark_off_scale, marker,
 from rsscale.experiments.plan import Plan
 from rsscale.experiments.tables import write_rows
 from rsscale.io import Run, read_run
-
-BOOTSTRAP = 2000
+from rsscale.metrics import radius_if_correct
 
 
 def members(plan: Plan) -> list[str]:
@@ -71,17 +70,8 @@ def evaluations(run: Run) -> np.ndarray:
     return run.columns.get("model_evaluations", run.columns["forward_passes"]).astype(float)
 
 
-def paired_difference(mine: np.ndarray, theirs: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``mine - theirs`` with a 95 % percentile-bootstrap interval (resampling inputs)."""
-    diff = np.asarray(mine, float) - np.asarray(theirs, float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(BOOTSTRAP, len(diff)))].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return float(diff.mean()), float(low), float(high)
-
-
 def _contributions(run: Run) -> np.ndarray:
-    return np.where(run.correct, run.radius(), 0.0)
+    return radius_if_correct(run.radius(), run.correct)
 
 
 def extra_information_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[dict]:
@@ -99,7 +89,7 @@ def extra_information_rows(runs: Sequence[Run], radii: Sequence[float]) -> list[
             raise ValueError(f"{run.path} shares no input with the baseline {base.path}")
         theirs = [base_index[int(run.columns["idx"][k])] for k in shared]
         mine_acr, base_acr = _contributions(run)[shared], _contributions(base)[theirs]
-        diff, low, high = paired_difference(mine_acr, base_acr)
+        diff, low, high = claims.paired_difference(mine_acr, base_acr)
         evals = evaluations(run)[shared].mean()
         seconds = float(np.median(run.columns["seconds"]))
         row = {"method": run_tag(run), "family": run.parameters.get("method", ""),
@@ -232,8 +222,8 @@ def extra_gain_test(tables: dict[str, claims.Rows], params: dict) -> claims.Outc
                               "counts per input, fixed by the procedure", threshold=rule)
     pick = min if params["expect"] == "gain" else max
     gain, low, high = pick(intervals, key=lambda i: i[1] if params["expect"] == "gain" else i[2])
-    return claims.Outcome(measured, verdict, gain, low, high, f"paired percentile bootstrap over "
-                          f"{int(base['inputs'])} inputs ({BOOTSTRAP} resamples), relative to Cohen's ACR", rule)
+    return claims.Outcome(measured, verdict, gain, low, high,
+                          claims.bootstrap_kind(base["inputs"], "relative to Cohen's ACR"), rule)
 
 
 register(Experiment("extra-information", "local information, ensembles and input-specific sigma against Cohen",
