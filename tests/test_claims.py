@@ -131,7 +131,7 @@ def test_training_gain_compares_acr_and_cost_with_gaussian():
     assert claims.TESTS["training_gain"](table, {"objectives": ["macer", "smoothadv"], **plain})[1] == "supported"
     measured, verdict = claims.TESTS["training_gain"](table, {"objectives": ["macer"], "cheaper": "macer",
                                                               "dearer": "smoothadv", **plain})[:2]
-    assert verdict == "inconclusive" and "macer x4.0" in measured  # the gain holds, the cost comparison does not
+    assert verdict == "not supported" and "macer x4.0" in measured  # the gain holds, the cost comparison refutes
     worse = [dict(r, ACR_vs_gaussian=0.9) if r["objective"] == "macer" else r for r in rows]
     assert claims.TESTS["training_gain"]({"training_methods": worse}, {"objectives": ["macer"], **plain})[1] == \
         "not supported"
@@ -146,12 +146,27 @@ def test_training_gain_reads_the_published_variant_against_the_equal_budget_base
     rows += [row("published recipe", "macer", 0.25, 1.1), row("published recipe", "macer", 0.5, 1.2),
              row("published recipe", "macer", 1.0, float("nan"), collapsed=True)]
     measured, verdict = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"]})[:2]
-    assert verdict == "supported" and "higher at 2/2 sigmas" in measured and "published recipe" in measured
+    assert verdict == "supported" and "higher at 2 to 2 of 2 sigmas" in measured and "published recipe" in measured
     shared = claims.TESTS["training_gain"]({"training_methods": rows}, {"objectives": ["macer"], "variant": "shared"})
     assert shared[1] == "not supported"
     collapsed_only = [dict(r, collapsed="True") for r in rows]
     assert claims.TESTS["training_gain"]({"training_methods": collapsed_only}, {"objectives": ["macer"]})[1] == \
         "not measured"
+
+
+def test_training_gain_leaves_a_sigma_whose_ratio_interval_straddles_one_undecided():
+    def row(sigma, ratio, low, high):
+        return {"variant": "published recipe", "objective": "macer", "sigma": sigma, "collapsed": "False",
+                "inputs": 100, "ACR_vs_equal_budget": ratio, "ACR_vs_equal_budget_low": low,
+                "ACR_vs_equal_budget_high": high, "time_vs_gaussian": 5.0}
+
+    sure = [row(0.25, 1.3, 1.1, 1.5), row(0.5, 1.2, 1.05, 1.4), row(1.0, 0.8, 0.7, 0.9)]
+    outcome = claims.TESTS["training_gain"]({"training_methods": sure}, {"objectives": ["macer"]})
+    assert outcome.verdict == "supported" and (outcome.low, outcome.high) == pytest.approx((2 / 3, 2 / 3))
+    open_ = [row(0.25, 1.3, 1.1, 1.5), row(0.5, 1.2, 0.95, 1.4), row(1.0, 0.8, 0.7, 0.9)]
+    outcome = claims.TESTS["training_gain"]({"training_methods": open_}, {"objectives": ["macer"]})
+    assert outcome.verdict == "inconclusive" and (outcome.low, outcome.high) == pytest.approx((1 / 3, 2 / 3))
+    assert "100 inputs" in outcome.interval
 
 
 def extra_rows(**mine):

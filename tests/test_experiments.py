@@ -55,7 +55,7 @@ def test_runs_are_a_function_of_the_config_and_shared_runs_coincide():
     assert main[0] in experiments.get("denoised").runs(plan)  # the main run stands for the Gaussian-trained model
     for name in experiments.available():
         experiments.get(name).runs(plan)
-    assert len(plan.runs) == 46  # the quick study's certify jobs (9 the training recipes and budgets, 6 seed replicates)
+    assert len(plan.runs) == 46  # the quick study's certify jobs (9 training recipes and budgets, 6 seed replicates)
     assert experiments.get("dimension").runs(Plan({**QUICK, "dimension": None})) == []
 
 

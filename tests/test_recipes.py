@@ -4,6 +4,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,9 +218,19 @@ def test_a_model_shared_with_the_main_study_keeps_the_stricter_collapse_gate():
 
 
 class FakeRun:
-    def __init__(self, checkpoint, sigma, acr):
+    """A run of 10 inputs, each certified correctly at radius ``acr`` but the last, certified at ``acr + spread``
+    (the paired-bootstrap ratio of two such runs is exact when ``spread`` is 0)."""
+
+    def __init__(self, checkpoint, sigma, acr, spread=0.0):
         self.parameters = {"checkpoint": str(checkpoint), "sigma": sigma}
         self._acr = acr
+        self.path = checkpoint
+        self.columns = {"idx": np.arange(10)}
+        self.correct = np.ones(10, dtype=bool)
+        self._radius = np.r_[np.full(9, acr), acr + spread]
+
+    def radius(self):
+        return self._radius
 
     def __len__(self):
         return 10
@@ -228,10 +239,10 @@ class FakeRun:
         return 0.5
 
     def acr(self):
-        return self._acr
+        return float(self._radius.mean())
 
 
-def _run(tmp_path, name, objective, acr, variant="published", collapsed=None, per_example=1):
+def _run(tmp_path, name, objective, acr, variant="published", collapsed=None, per_example=1, spread=0.0):
     checkpoint = tmp_path / f"{name}.pt"
     examples = 100
     checkpoint.with_suffix(".json").write_text(json.dumps({
@@ -240,7 +251,7 @@ def _run(tmp_path, name, objective, acr, variant="published", collapsed=None, pe
         "training": {"seconds": float(per_example), "forward_passes": per_example * examples,
                      "backward_passes": per_example * examples, "examples": examples,
                      "history": [{"epoch": 1, "val_accuracy_clean": 0.9}]}}))
-    return FakeRun(checkpoint, 0.5, acr)
+    return FakeRun(checkpoint, 0.5, acr, spread)
 
 
 def test_rows_compare_with_the_equal_budget_baseline_and_never_with_a_collapsed_model(tmp_path):
@@ -254,6 +265,15 @@ def test_rows_compare_with_the_equal_budget_baseline_and_never_with_a_collapsed_
     assert rows["macer"]["passes_vs_gaussian"] == pytest.approx(16) and rows["macer"]["variant"] == "published recipe"
     assert rows["consistency"]["collapsed"] and math.isnan(rows["consistency"]["ACR_vs_gaussian"])
     assert math.isnan(rows["consistency"]["ACR_vs_equal_budget"])
+    assert rows["macer"]["ACR_vs_equal_budget_low"] == rows["macer"]["ACR_vs_equal_budget_high"] == pytest.approx(1.2)
+
+
+def test_the_ratio_to_a_baseline_has_a_paired_interval_over_the_inputs(tmp_path):
+    runs = [_run(tmp_path, "g", {"objective": "gaussian", "m": 1}, 0.4),
+            _run(tmp_path, "macer", {"objective": "macer"}, 0.4, spread=2.0)]  # one input certified far larger
+    macer = {r["objective"]: r for r in training_methods.training_rows(runs, [0.0])}["macer"]
+    assert macer["ACR_vs_gaussian"] == pytest.approx(0.6 / 0.4)
+    assert macer["ACR_vs_gaussian_low"] == pytest.approx(1.0) and macer["ACR_vs_gaussian_high"] > 1.5
 
 
 def test_the_cli_fails_a_collapsed_run_when_asked_and_otherwise_warns(featureless, tmp_path, capsys):

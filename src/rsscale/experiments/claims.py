@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from rsscale.bounds import clopper_pearson_interval
-from rsscale.io import read_rows
+from rsscale.io import Run, read_rows
+from rsscale.metrics import radius_if_correct
 
 VERDICTS = ("supported", "not supported", "inconclusive", "not measured")
 #: where a threshold may come from
@@ -124,6 +125,21 @@ def paired_ratio(mine, theirs, seed: int = 0) -> tuple[float, float, float]:
     """``mean(mine) / mean(theirs)`` over paired inputs with its percentile-bootstrap interval (resampling inputs;
     a ratio of means, such as one ACR over another, is judged on the inputs both runs certified)."""
     return _paired_bootstrap(lambda a, b: a.mean(axis=-1) / b.mean(axis=-1), mine, theirs, seed)
+
+
+def paired_acr_ratio(mine: Run, theirs: Run, seed: int = 0) -> tuple[float, float, float]:
+    """One run's ACR over another's on the inputs both certified (matched by input index), with its 95 %
+    paired-bootstrap interval (:func:`paired_ratio`)."""
+    shared = np.intersect1d(mine.columns["idx"], theirs.columns["idx"])
+    if not len(shared):
+        raise ValueError(f"{mine.path} and {theirs.path} certified no input in common")
+
+    def contributions(run: Run) -> np.ndarray:
+        order = np.argsort(run.columns["idx"])
+        picked = order[np.searchsorted(run.columns["idx"][order], shared)]
+        return radius_if_correct(run.radius()[picked], run.correct[picked])
+
+    return paired_ratio(contributions(mine), contributions(theirs), seed)
 
 
 def bootstrap_kind(inputs: int, what: str) -> str:
