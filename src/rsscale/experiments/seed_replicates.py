@@ -188,12 +188,13 @@ def seed_figure(replicates: Sequence[Replicate], prefix, by: str) -> list[Path]:
             values = [getattr(r, metric) for r in usable]
             mean, low, high = spread(values)
             for r in usable:
-                ax.plot(x + 0.12 * (seeds.index(r.seed) - (len(seeds) - 1) / 2), getattr(r, metric), "o",
+                ax.plot(x - 0.1 + 0.08 * (seeds.index(r.seed) - (len(seeds) - 1) / 2), getattr(r, metric), "o",
                         color=color(seeds.index(r.seed)), markersize=5, label=f"seed {r.seed}" if x == 0 else None)
             if not math.isnan(low):
-                ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt="_", color="black", capsize=4,
+                ax.errorbar(x + 0.2, mean, yerr=[[mean - low], [high - mean]], fmt="_", color="black", capsize=4,
                             markersize=14, label="mean, 95 % t-interval" if x == 0 else None)
-        ax.set_xticks(range(len(keys)), labels)
+        ax.set_xticks(range(len(keys)), labels, rotation=0 if by == "sigma" else 20,
+                      ha="center" if by == "sigma" else "right")
         ax.set_xlabel(r"$\sigma$" if by == "sigma" else f"objective (shared loop, sigma = {keys[0][1]:g})")
         ax.set_ylabel(name)
     axes[1].legend(frameon=False, fontsize=8, loc="best")
