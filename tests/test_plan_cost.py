@@ -2,6 +2,7 @@
 them, and one-line errors."""
 
 import copy
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -121,3 +122,25 @@ def test_malformed_config_is_one_line(tmp_path, quick, capsys):
     assert cli.main(["plan", "--configfile", str(tmp_path / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "cohen.n" in err and err.count("\n") == 1
+
+
+def test_plan_vs_run_reads_each_jobs_seconds_from_a_snakemake_log():
+    spec = importlib.util.spec_from_file_location("plan_vs_run", ROOT / "workflow" / "scripts" / "plan_vs_run.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    log = """[Sat Dec  5 11:18:05 2026]
+rule train:
+    input: results/data/digits8.pt
+    output: results/models/digits8/gaussian_sigma0.25.pt, results/models/digits8/gaussian_sigma0.25.json
+    jobid: 7
+[Sat Dec  5 11:18:06 2026]
+localrule certify:
+    output: results/certify/digits8/cohen/a.csv, results/certify/digits8/cohen/a.json
+    jobid: 9
+[Sat Dec  5 11:18:20 2026]
+Finished jobid: 7 (Rule: train)
+[Sat Dec  5 11:19:06 2026]
+Finished jobid: 9 (Rule: certify)
+"""
+    assert script.job_seconds(log) == {"results/models/digits8/gaussian_sigma0.25.pt": ("train", 15.0),
+                                       "results/certify/digits8/cohen/a.csv": ("certify", 60.0)}
