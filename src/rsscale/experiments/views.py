@@ -72,7 +72,8 @@ VIEWS: dict[str, View] = {
         "objective", "sigma", "collapsed", "base_clean_accuracy", "ACR", "time_vs_gaussian", "passes_vs_gaussian",
         "ACR_vs_equal_budget"), rows={"variant": ("published recipe",),
                                       "objective": ("gaussian", "consistency", "crt", "macer", "smoothadv")}),
-    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes")),
+    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes", "train_seconds",
+                                                                "passes_per_example")),
     "denoised" + SUMMARY: View("denoised", columns=("sigma", "model", "denoiser", "clean_accuracy", "r=0.25", "r=0.5",
                                                   "ACR")),
     "denoised" + APPENDIX: View("denoised", drop=("inputs", "classifier_sigma")),
@@ -93,7 +94,7 @@ VIEWS: dict[str, View] = {
         "modification", "speedup", "passes_scratch", "passes_irs", "zeta_mean", "ACR_scratch", "ACR_irs",
         "same_decision")),
     "incremental" + APPENDIX: View("incremental", drop=("inputs", "n", "n_incremental", "passes_scratch",
-                                                        "passes_irs")),
+                                                        "passes_irs", "seconds_scratch", "seconds_irs")),
     "profile_sizes" + SUMMARY: View("profile_sizes", columns=(
         "model", "parameters", "shared_noise", "forward_samples_per_s", "certify_samples_per_s", "ratio"),
         largest=("batch_size",)),
@@ -110,7 +111,8 @@ VIEWS: dict[str, View] = {
         "method", "sound", "inputs", "certified", "points", "violations", "inputs_violated")),
     "violations" + APPENDIX: View("violations", drop=("inputs", "first_input")),
     # soundness
-    "soundness" + APPENDIX: View("soundness", drop=("dim", "alpha", "seconds")),
+    "soundness" + APPENDIX: View("soundness", drop=("dim", "alpha", "seconds", "violations_l1", "violations_l2",
+                                                   "violations_linf")),
 }
 
 
