@@ -41,16 +41,19 @@ def test_long_headers_break_at_underscores():
     assert stacked_header("ACR_vs_equal_budget") == r"\shortstack{ACR vs\\equal\\budget}"
 
 
-def test_a_radius_the_config_does_not_certify_at_is_left_out_and_other_missing_columns_are_refused(tmp_path):
+def test_a_radius_the_config_does_not_certify_at_is_left_out_and_other_missing_columns_are_refused(tmp_path,
+                                                                                                   monkeypatch):
+    monkeypatch.setitem(views.VIEWS, "aces_radii", views.View("aces", columns=(
+        "sigma", "method", "theta", "selection_rate", "clean_accuracy", "r=0.5", "ACR", "clean_gain_p")))
     table = tmp_path / "aces.csv"
     table.write_text("sigma,inputs,method,theta,clean_accuracy,selection_rate,r=0,r=0.25,ACR,clean_gain_p\n"
                      "0.25,4,core,0.5,1.0,0.5,1.0,0.5,0.3,1.0\n")
-    views.write_view("aces_summary", table, tmp_path / "view")
+    views.write_view("aces_radii", table, tmp_path / "view")
     assert (tmp_path / "view.csv").read_text().splitlines()[0] == \
         "sigma,method,theta,selection_rate,clean_accuracy,ACR,clean_gain_p"
     table.write_text(table.read_text().replace("selection_rate", "rate"))
     with pytest.raises(ValueError, match="selection_rate"):
-        views.write_view("aces_summary", table, tmp_path / "view")
+        views.write_view("aces_radii", table, tmp_path / "view")
 
 
 def test_a_view_at_the_largest_batch_keeps_the_rows_the_study_profiled_at_its_largest(tmp_path, monkeypatch):

@@ -61,9 +61,6 @@ VIEWS: dict[str, View] = {
     "dimension_slopes" + SUMMARY: View("dimension_slopes", columns=(
         "group", "noise", "slope", "slope_se", "theory_if_native_constant"), rows={"norm": ("linf",)}),
     "dimension_slopes" + APPENDIX: View("dimension_slopes"),
-    "dimension_remedies" + SUMMARY: View("dimension_remedies", columns=(
-        "group", "d", "method", "ACR_l2", "gain_l2", "gain_linf", "sampling_seconds", "radius_seconds"),
-        rows={"method": ("dsrs_truncated", "projected")}),
     "dimension_remedies" + APPENDIX: View("dimension_remedies", drop=("inputs",)),
     "dimension" + APPENDIX: View("dimension", drop=("inputs",)),
     # the robustness/accuracy trade-off
@@ -72,13 +69,9 @@ VIEWS: dict[str, View] = {
         "objective", "sigma", "collapsed", "base_clean_accuracy", "ACR", "time_vs_gaussian", "passes_vs_gaussian",
         "ACR_vs_equal_budget"), rows={"variant": ("published recipe",),
                                       "objective": ("gaussian", "consistency", "crt", "macer", "smoothadv")}),
-    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes")),
-    "denoised" + SUMMARY: View("denoised", columns=("sigma", "model", "denoiser", "clean_accuracy", "r=0.25", "r=0.5",
-                                                  "ACR")),
+    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes", "train_seconds",
+                                                                "passes_per_example")),
     "denoised" + APPENDIX: View("denoised", drop=("inputs", "classifier_sigma")),
-    "aces" + SUMMARY: View("aces", columns=("sigma", "method", "theta", "selection_rate", "clean_accuracy", "r=0.5",
-                                          "ACR", "clean_gain_p"),
-                           rows={"theta": ("0.1", "0.3", "0.5", "1.0")}),
     "aces" + APPENDIX: View("aces", drop=("inputs",)),
     # the same over seed replicates
     "seed_objectives" + SUMMARY: View("seed_objectives", columns=(
@@ -99,13 +92,11 @@ VIEWS: dict[str, View] = {
         "modification", "speedup", "passes_scratch", "passes_irs", "zeta_mean", "ACR_scratch", "ACR_irs",
         "same_decision")),
     "incremental" + APPENDIX: View("incremental", drop=("inputs", "n", "n_incremental", "passes_scratch",
-                                                        "passes_irs")),
+                                                        "passes_irs", "seconds_scratch", "seconds_irs")),
     "profile_sizes" + SUMMARY: View("profile_sizes", columns=(
         "model", "parameters", "shared_noise", "forward_samples_per_s", "certify_samples_per_s", "ratio"),
         largest=("batch_size",)),
     "profile_sizes" + APPENDIX: View("profile_sizes", drop=("arch", "weights", "device", "threads")),
-    "family_cost" + SUMMARY: View("family_cost", columns=(
-        "method", "sound", "evaluation_ratio", "per_evaluation_ratio", "seconds_ratio", "method_seconds")),
     "family_cost" + APPENDIX: View("family_cost", drop=("run", "inputs", "device", "threads")),
     # extra information at extra cost
     "extra_information" + SUMMARY: View("extra_information", columns=(
@@ -116,7 +107,8 @@ VIEWS: dict[str, View] = {
         "method", "sound", "inputs", "certified", "points", "violations", "inputs_violated")),
     "violations" + APPENDIX: View("violations", drop=("inputs", "first_input")),
     # soundness
-    "soundness" + APPENDIX: View("soundness", drop=("dim", "alpha", "seconds")),
+    "soundness" + APPENDIX: View("soundness", drop=("dim", "alpha", "seconds", "violations_l1", "violations_l2",
+                                                   "violations_linf")),
 }
 
 
