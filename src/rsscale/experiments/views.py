@@ -69,15 +69,20 @@ VIEWS: dict[str, View] = {
         "objective", "sigma", "collapsed", "base_clean_accuracy", "ACR", "time_vs_gaussian", "passes_vs_gaussian",
         "ACR_vs_equal_budget"), rows={"variant": ("published recipe",),
                                       "objective": ("gaussian", "consistency", "crt", "macer", "smoothadv")}),
-    "training_methods" + APPENDIX: View("training_methods", drop=("inputs", "train_passes", "train_seconds",
-                                                                "passes_per_example")),
-    "denoised" + APPENDIX: View("denoised", drop=("inputs", "classifier_sigma")),
+    "training_methods" + APPENDIX: View("training_methods", drop=(
+        "inputs", "val_clean_accuracy", "train_passes", "train_seconds", "passes_per_example", "passes_vs_gaussian",
+        "ACR_vs_gaussian_low", "ACR_vs_gaussian_high")),
+    "denoised" + APPENDIX: View("denoised", drop=("inputs", "classifier_sigma", "clean_accuracy",
+                                                  "classifier_train_seconds", "denoiser_train_seconds",
+                                                  "denoiser_seconds_per_input")),
     "aces" + APPENDIX: View("aces", drop=("inputs",)),
     # the same over seed replicates
     "seed_objectives" + SUMMARY: View("seed_objectives", columns=(
         "objective", "seeds", "ACR", "ACR_low", "ACR_high", "ACR_vs_gaussian", "ACR_vs_gaussian_low",
         "ACR_vs_gaussian_high", "rank_best", "rank_worst")),
-    "seed_objectives" + APPENDIX: View("seed_objectives", drop=("inputs",)),
+    "seed_objectives" + APPENDIX: View("seed_objectives", columns=(
+        "objective", "sigma", "seeds", "collapsed", "r=0", "r=0_by_seed", "ACR", "ACR_low", "ACR_high", "ACR_by_seed",
+        "ACR_vs_gaussian", "ACR_vs_gaussian_by_seed", "rank", "rank_by_seed")),
     "seed_sweep" + APPENDIX: View("seed_sweep", drop=("inputs",)),
     # the inference cost
     "sample_count" + SUMMARY: View("sample_count", columns=(
