@@ -165,7 +165,10 @@ def test_table_rows_and_claim(tmp_path):
     assert aces["clean_accuracy"] == 38 / 40 and aces["r=0"] == 30 / 40 and aces["r=0.5"] == 0.0
     assert aces["ACR"] == pytest.approx(0.45 * 30 / 40) and rs["ACR"] == pytest.approx(0.5 * 30 / 40)
     assert aces["clean_gain_p"] == pytest.approx(0.5 ** 8) and rs["clean_gain_p"] == 1.0
-    assert claims.TESTS["aces_tradeoff"]({"aces": [core, aces, rs]}, {})[1] == "supported"
+    assert aces["clean_gain"] == pytest.approx(8 / 40) and 0 < aces["clean_gain_low"] < 8 / 40 < aces["clean_gain_high"]
+    assert rs["clean_gain_low"] == rs["clean_gain_high"] == 0.0  # pure RS against itself
+    outcome = claims.TESTS["aces_tradeoff"]({"aces": [core, aces, rs]}, {})
+    assert outcome.verdict == "supported" and outcome.low == aces["clean_gain_low"] and "40 inputs" in outcome.interval
     _write_sweep(_sweep_rows(aces_radius=0.2), path)
     assert claims.TESTS["aces_tradeoff"]({"aces": analysis.aces_rows([path], [0.0])}, {})[1] == "not supported"
     _write_sweep(_sweep_rows(extra_right=2), path)
