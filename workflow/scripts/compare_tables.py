@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 #: Column names whose values are wall-clock measurements, or ratios and spreads of them.
-WALL_CLOCK = re.compile(r"(second|time|_per_s$|spread|speedup|wall|hours|radius_to_sampling|^ratio$|^us_per_|method_share|^per_evaluation_ratio$)")
+WALL_CLOCK = re.compile(r"(second|time|_per_s$|spread|speedup|wall|hours|radius_to_sampling|^ratio$|^us_per_"
+                        r"|method_share|^per_evaluation_ratio$)")
 #: Claims of ``workflow/config/claims.yaml`` whose verdict is decided (in part) by wall-clock.
 WALL_CLOCK_CLAIMS = {"cost-linear-in-n", "dsrs-beats-np", "irs-cheaper", "macer-cheaper"}
 
