@@ -65,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     cost.project(jobs, rates, overhead)
     measured = job_seconds(Path(args.log).read_text())
     print(f"projection: {how}; run: {len(measured)} finished jobs in {args.log}")
-    pairs: dict[str, list[tuple[float, float, str]]] = {}
+    projected_by_output: dict[tuple[str, str], float] = {}  # a rule's jobs that share one output (profile_sizes)
     for job in jobs:
         if job.output in measured:
-            pairs.setdefault(job.rule, []).append((job.seconds, measured[job.output][1], job.output))
+            key = (job.rule, job.output)
+            projected_by_output[key] = projected_by_output.get(key, 0.0) + job.seconds
+    pairs: dict[str, list[tuple[float, float, str]]] = {}
+    for (rule, output), projected in projected_by_output.items():
+        pairs.setdefault(rule, []).append((projected, measured[output][1], output))
     print(f"{'rule':<20} {'jobs':>5} {'projected s':>12} {'measured s':>11} {'ratio':>6} {'median per job':>15}")
     for rule, rows in sorted(pairs.items(), key=lambda item: -sum(m for _, m, _ in item[1])):
         projected, taken = sum(p for p, _, _ in rows), sum(m for _, m, _ in rows)
